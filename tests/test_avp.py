@@ -381,3 +381,81 @@ def test_random_bytes_and_bit_flips_raise_only_codec_errors():
         junk = rng(rng(1)[0])
         _decode_any(b"\xc8\x02" + junk)
         _decode_any(junk)
+
+
+# ---------------------------------------------------------------- a real peer
+def _xl2tpd_messages():
+    import vectors_xl2tpd as v
+    out = {}
+    for table in (v.VECTORS, v.CRAFTED):
+        for name in table:
+            out[name] = unhex(table[name])
+    return v, out
+
+
+def test_every_xl2tpd_vector_decodes_as_tshark_labelled_it():
+    v, msgs = _xl2tpd_messages()
+    assert len(msgs) >= 60
+    for name in sorted(msgs):
+        data = msgs[name]
+        h = avp.pull_header(data)
+        assert h.length == len(data), name
+        if v.LABELS[name] in ("DATA", "Data"):
+            assert not h.control, name
+            continue
+        assert h.control, name
+        m = avp.decode_message(data[h.payload_offset:h.length], secret=v.SECRET)
+        assert m.name.lower() == v.LABELS[name].lower(), name
+        assert m.ignored == 0 and not m.raw, name
+
+
+def test_xl2tpd_sccrq_values():
+    v, msgs = _xl2tpd_messages()
+    data = msgs["hidden_sccrq"]
+    h = avp.pull_header(data)
+    m = avp.decode_message(data[h.payload_offset:])
+    assert (h.tunnel_id, h.session_id, h.ns, h.nr) == (0, 0, 0, 0)
+    assert m.get(avp.PROTOCOL_VERSION) == (1, 0)
+    assert m.get(avp.HOST_NAME) == "lac-capture"
+    assert m.get(avp.VENDOR_NAME) == "xelerance.com"
+    assert m.get(avp.FIRMWARE_REVISION) == 0x0690
+    assert m.get(avp.FRAMING_CAPABILITIES) == 3 and m.get(avp.BEARER_CAPABILITIES) == 0
+    assert m.get(avp.ASSIGNED_TUNNEL_ID) == 0xCBAD and m.get(avp.RECEIVE_WINDOW_SIZE) == 4
+    assert len(m.get(avp.CHALLENGE)) == 16 and len(m.get(avp.RANDOM_VECTOR)) == 16
+
+
+def test_xl2tpd_challenge_responses_verify_with_the_secret():
+    v, msgs = _xl2tpd_messages()
+
+    def msg(name):
+        d = msgs[name]
+        return avp.decode_message(d[avp.pull_header(d).payload_offset:], secret=v.SECRET)
+    sccrq, sccrp, scccn = msg("hidden_sccrq"), msg("hidden_sccrp"), msg("hidden_scccn")
+    assert sccrp.get(avp.CHALLENGE_RESPONSE) == \
+        avp.challenge_response(avp.SCCRP, v.SECRET, sccrq.get(avp.CHALLENGE))
+    assert scccn.get(avp.CHALLENGE_RESPONSE) == \
+        avp.challenge_response(avp.SCCCN, v.SECRET, sccrp.get(avp.CHALLENGE))
+    assert sccrp.get(avp.CHALLENGE_RESPONSE) != \
+        avp.challenge_response(avp.SCCRP, b"other", sccrq.get(avp.CHALLENGE))
+
+
+def test_hidden_icrq_that_xl2tpd_accepted_decodes_to_its_values():
+    v, msgs = _xl2tpd_messages()
+    d = msgs["crafted_hidden_icrq"]
+    m = avp.decode_message(d[avp.pull_header(d).payload_offset:], secret=v.SECRET)
+    for attr, value_hex, _pad in v.HIDDEN["crafted_hidden_icrq"]:
+        assert attr in m.hidden
+        raw = unhex(value_hex)
+        assert m.get(attr) == int.from_bytes(raw, "big")
+    e = raises(avp.ProtocolError, avp.decode_message, d[12:], secret=b"wrong")
+    assert e.scope == "session"
+
+
+def test_xl2tpd_result_codes():
+    v, msgs = _xl2tpd_messages()
+    d = msgs["plain_cdn1"]
+    m = avp.decode_message(d[12:])
+    assert m.get(avp.RESULT_CODE) == (1, 0, None)
+    d = msgs["hello_stopccn"]
+    m = avp.decode_message(d[12:])
+    assert m.get(avp.RESULT_CODE) == (1, 0, "Goodbye!")

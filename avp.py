@@ -747,7 +747,10 @@ def encode_message(msg_type, avps, secret=None, hide=False, rng=None, hide_sccrq
              ((vendor, attr), (mbit, bytes)).
     hide   - hide every AVP that section 4.3 allows to be hidden, using `secret`
              and `rng(n) -> n random octets` for the Random Vector and padding.
-    hide_sccrq - also hide in SCCRQ (off by default: Cisco cannot parse it).
+    hide_sccrq - also hide in SCCRQ (off by default: Cisco cannot parse it, and
+             xl2tpd unhides an SCCRQ before it knows the secret).
+    A hidden value carries a 2-octet length, so it may be at most 1015 octets
+    (1017 plain); random padding is only added below 990 octets.
     """
     if msg_type not in MSG_SPEC:
         raise LocalError(f"unknown message type {msg_type}")

@@ -1,0 +1,1998 @@
+#!/usr/bin/env python3
+"""l2tpd: an L2TP (RFC 2661) LAC and LNS in one daemon, managed over JSON-RPC.
+
+The only module that does I/O and reads the clock (DESIGN.md). It owns:
+- the UDP socket on the L2TP port (one for every tunnel; replies leave from the address
+  the request arrived on, learnt with IP_PKTINFO, and from the L2TP port);
+- the loop: one thread, `selectors`, a timer heap of (deadline, seq, key) with lazy
+  cancel; per pass it reads what is ready, runs due timers, then flushes the datagrams
+  of the tunnels it touched (aioquic's receive -> timers -> transmit order);
+- registries in dicts: tunnels by local id, by (peer address, port, peer tunnel id) and
+  by name; sessions by id and name inside their tunnel record;
+- profiles (tunnel, session, ppp, peer) with OpenL2TP's inheritance, the system object,
+  trace flags, events, plugins, the config file, signals.
+
+Protocol decisions live in fsm.py (tunnels and sessions), ctrlchan.py (reliability)
+and avp.py (wire); the data path behind kernel.py's small interface.
+
+Profile inheritance (OpenL2TP's PROFILES section, openl2tp.7):
+- A profile stores only the parameters set on it; an unset one falls back to the profile
+  named `default` of the same kind, and that one to the built-in default (`unset` puts a
+  parameter back to inheriting).
+- Tunnel: request > tunnel profile (request's profile_name, else the matching peer
+  profile's tunnel_profile_name, else `default`).
+- Incoming tunnel: the peer profile whose name equals the peer's Host Name, else the one
+  whose peer_ipaddr/netmask holds the peer's address (longest mask wins), else `default`.
+- Session: request > session profile (request's profile_name, else the tunnel's
+  session_profile_name, else the peer profile's) > `default`.
+- PPP: request's ppp_profile_name > session profile's > tunnel's > peer profile's > `default`.
+
+Events (pushed as JSON-RPC notifications "event" to `events.subscribe`d connections and
+passed to plugin hooks of the same name): tunnel_created, tunnel_up, tunnel_down,
+tunnel_deleted, session_created, session_up, session_down, session_deleted,
+session_info. Each carries ids, names, the peer address and, for downs, the reason.
+
+Plugins (`-p FILE.py`, repeatable): a Python file whose functions named like the events
+are called with (daemon, event_dict); an optional `init(daemon)` runs at load. A hook that
+raises is logged and the daemon goes on.
+"""
+
+import argparse
+import heapq
+import importlib.util
+import logging
+import logging.handlers
+import os
+import selectors
+import signal
+import socket
+import struct
+import sys
+import time
+
+import avp
+import fsm
+import kernel
+import rpc_unix
+from rpc_unix import RpcError
+
+VERSION = "0.1.0"
+L2TP_PORT = 1701
+# Linux's IP_PKTINFO; CPython names it only from 3.13 on.
+IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)
+
+# ------------------------------------------------------------------ trace flags
+# OpenL2TP's names and bits (openl2tp-api.md 1.9).
+TRACE_BITS = {"protocol": 1, "fsm": 2, "api": 4, "avp_info": 8, "avp_hide": 16,
+              "avp_data": 32, "func": 64, "transport": 128, "data": 256, "system": 512,
+              "ppp_control": 1024}
+TRACE_ALL = 2047
+TRACE_CHOICES = tuple(TRACE_BITS) + ("avp", "all")
+_TRACE_SPEC_BITS = dict(TRACE_BITS, avp=8 | 16 | 32, all=TRACE_ALL)
+
+
+# ------------------------------------------------------------------ schema
+def _p(kind, default=None, help="", **kw):
+    spec = {"type": kind, "help": help}
+    if default is not None:
+        spec["default"] = default
+    spec.update(kw)
+    return spec
+
+
+def _enum(choices, default, help):
+    return _p("enum", default, help, choices=list(choices))
+
+
+_FLAGS = _p("flags", 0, "trace flags: a mask or a comma list", choices=list(TRACE_CHOICES),
+            bits=_TRACE_SPEC_BITS)
+_NAME = _p("str", None, "a profile name")
+
+# Times are in seconds, as in OpenL2TP; the protocol modules get milliseconds.
+TUNNEL_PROFILE = {
+    "host_name": _p("str", socket.gethostname(), "Host Name AVP we send"),
+    "secret": _p("str", None, "shared secret: tunnel authentication and AVP hiding"),
+    "auth_mode": _enum(("none", "simple", "challenge"), "none",
+                       "none; simple: peer must match a peer profile; challenge: and must "
+                       "pass the L2TP challenge"),
+    "hide_avps": _p("bool", False, "hide AVPs (needs secret)"),
+    "framing_caps": _enum(("none", "sync", "async", "any"), "any", "Framing Capabilities"),
+    "bearer_caps": _enum(("none", "digital", "analog", "any"), "any", "Bearer Capabilities"),
+    "use_tiebreaker": _p("bool", False, "send a Tie Breaker AVP (RFC 2661 4.4.3)"),
+    "hello_timeout": _p("int", 60, "seconds without rx before a HELLO (0 = off)", min=0),
+    "max_retries": _p("int", 5, "retransmissions before the tunnel is cleared", min=0, max=1000),
+    "retry_timeout": _p("int", 1, "first retransmission after (s)", min=1, max=3600),
+    "max_retry_timeout": _p("int", 8, "cap of the doubling retransmit interval (s)", min=8,
+                            max=3600),
+    "rx_window_size": _p("int", 10, "Receive Window Size we advertise", min=1, max=32767),
+    "tx_window_size": _p("int", 10, "cap on our send window", min=1, max=32767),
+    "idle_timeout": _p("int", 0, "delete the tunnel after this long without sessions (s)",
+                       min=0),
+    "max_sessions": _p("int", 0, "sessions in this tunnel (0 = system limit)", min=0,
+                       max=65535),
+    "mtu": _p("int", 1460, "MTU passed to sessions", min=68, max=65535),
+    "use_udp_checksums": _p("bool", True, "UDP checksums on data packets"),
+    "do_pmtu_discovery": _p("bool", False, "path MTU discovery"),
+    "allow_ppp_proxy": _p("bool", False, "accept proxy LCP and authentication AVPs"),
+    "trace_flags": _FLAGS,
+    "src_ipaddr": _p("ipaddr", None, "our address"),
+    "dest_ipaddr": _p("ipaddr", None, "the peer's address"),
+    "our_udp_port": _p("int", None, "our UDP port (the daemon's port)", min=1, max=65535),
+    "peer_udp_port": _p("int", L2TP_PORT, "the peer's UDP port", min=1, max=65535),
+    "peer_profile_name": _NAME,
+    "session_profile_name": _NAME,
+    "ppp_profile_name": _NAME,
+}
+
+SESSION_PROFILE = {
+    "session_type": _enum(("laic", "laoc", "lnic", "lnoc"), None,
+                          "call type; default laic in tunnels we created, else lnoc"),
+    "sequencing_required": _p("bool", False, "send Sequencing Required"),
+    "use_sequence_numbers": _p("bool", False, "data packets carry Ns/Nr"),
+    "reorder_timeout": _p("int", 0, "hold out-of-order data packets up to (ms)", min=0),
+    "no_ppp": _p("bool", False, "do not start PPP on this session"),
+    "framing_type": _enum(("sync", "async", "any", "none"), "any", "Framing Type"),
+    "bearer_type": _enum(("digital", "analog", "any", "none"), "any", "Bearer Type"),
+    "minimum_bps": _p("int", 0, "Minimum BPS (outgoing calls)", min=0, max=0xFFFFFFFF),
+    "maximum_bps": _p("int", 0, "Maximum BPS (outgoing calls; 0 = any)", min=0,
+                      max=0xFFFFFFFF),
+    "tx_connect_speed": _p("int", 1000000, "(Tx) Connect Speed", min=0, max=0xFFFFFFFF),
+    "rx_connect_speed": _p("int", 0, "Rx Connect Speed (0 = same as tx)", min=0,
+                           max=0xFFFFFFFF),
+    "use_ppp_proxy": _p("bool", False, "send proxy LCP/auth AVPs we were given"),
+    "priv_group_id": _p("str", None, "Private Group ID"),
+    "ppp_profile_name": _NAME,
+    "trace_flags": _FLAGS,
+}
+
+PPP_PROFILE = {
+    "asyncmap": _p("int", 0, "async control character map", min=0, max=0xFFFFFFFF),
+    "mru": _p("int", 1500, "MRU", min=64, max=65535),
+    "mtu": _p("int", 1500, "MTU", min=64, max=65535),
+    "sync_mode": _enum(("sync", "async", "any"), "any", "PPP framing"),
+    "auth_pap": _p("bool", True, "allow PAP"),
+    "auth_chap": _p("bool", True, "allow CHAP"),
+    "auth_mschapv1": _p("bool", True, "allow MS-CHAPv1"),
+    "auth_mschapv2": _p("bool", True, "allow MS-CHAPv2"),
+    "auth_eap": _p("bool", True, "allow EAP"),
+    "auth_none": _p("bool", False, "allow no authentication"),
+    "auth_peer": _p("bool", False, "require the peer to authenticate"),
+    "chap_interval": _p("int", 10, "CHAP rechallenge interval (s)", min=0),
+    "chap_max_challenge": _p("int", 10, "CHAP challenges before giving up", min=0),
+    "chap_restart": _p("int", 3, "CHAP restart interval (s)", min=0),
+    "pap_max_auth_requests": _p("int", 10, "PAP requests before giving up", min=0),
+    "pap_restart_interval": _p("int", 3, "PAP restart interval (s)", min=0),
+    "pap_timeout": _p("int", 0, "PAP server timeout (s)", min=0),
+    "idle_timeout": _p("int", 0, "disconnect when idle (s)", min=0),
+    "ipcp_max_config_requests": _p("int", 10, "IPCP Configure-Requests", min=0),
+    "ipcp_max_config_naks": _p("int", 10, "IPCP Configure-Naks", min=0),
+    "ipcp_max_terminate_requests": _p("int", 3, "IPCP Terminate-Requests", min=0),
+    "ipcp_retransmit_interval": _p("int", 3, "IPCP restart timer (s)", min=0),
+    "lcp_echo_failure_count": _p("int", 0, "echo failures before down", min=0),
+    "lcp_echo_interval": _p("int", 0, "LCP echo interval (s; 0 = off)", min=0),
+    "lcp_max_config_requests": _p("int", 10, "LCP Configure-Requests", min=0),
+    "lcp_max_config_naks": _p("int", 10, "LCP Configure-Naks", min=0),
+    "lcp_max_terminate_requests": _p("int", 3, "LCP Terminate-Requests", min=0),
+    "lcp_retransmit_interval": _p("int", 3, "LCP restart timer (s)", min=0),
+    "max_connect_time": _p("int", 0, "maximum connect time (s)", min=0),
+    "max_failure_count": _p("int", 10, "maximum failures", min=0),
+    "local_ipaddr": _p("ipaddr", None, "our address in IPCP"),
+    "remote_ipaddr": _p("ipaddr", None, "the peer's address in IPCP"),
+    "dns_ipaddr_pri": _p("ipaddr", None, "primary DNS offered"),
+    "dns_ipaddr_sec": _p("ipaddr", None, "secondary DNS offered"),
+    "wins_ipaddr_pri": _p("ipaddr", None, "primary WINS offered"),
+    "wins_ipaddr_sec": _p("ipaddr", None, "secondary WINS offered"),
+    "ip_pool_name": _p("str", None, "IP pool for the peer's address"),
+    "use_radius": _p("bool", False, "use RADIUS"),
+    "radius_hint": _p("str", None, "RADIUS configuration file"),
+    "default_route": _p("bool", False, "add a default route through the session"),
+    "multilink": _p("bool", False, "multilink PPP"),
+    "local_name": _p("str", None, "our name for authentication"),
+    "remote_name": _p("str", None, "the peer's name for authentication"),
+    "proxy_arp": _p("bool", False, "proxy ARP for the peer"),
+    "trace_flags": _FLAGS,
+}
+
+PEER_PROFILE = {
+    "peer_ipaddr": _p("ipaddr", None, "match peers in this address range"),
+    "peer_port": _p("int", L2TP_PORT, "the peer's UDP port", min=1, max=65535),
+    "netmask": _p("ipaddr", "255.255.255.255", "mask for peer_ipaddr"),
+    "lac_lns": _enum(("lac", "lns", "laclns"), "laclns", "roles we may take with this peer"),
+    "tunnel_profile_name": _p("str", "default", "tunnel profile for this peer"),
+    "session_profile_name": _p("str", "default", "session profile for this peer"),
+    "ppp_profile_name": _p("str", "default", "PPP profile for this peer"),
+}
+
+PROFILE_KINDS = {"tunnel": TUNNEL_PROFILE, "session": SESSION_PROFILE, "ppp": PPP_PROFILE,
+                 "peer": PEER_PROFILE}
+
+SYSTEM = {
+    "trace_flags": _FLAGS,
+    "max_tunnels": _p("int", 0, "tunnels (0 = no limit)", min=0, max=65535),
+    "max_sessions": _p("int", 0, "sessions in all tunnels (0 = no limit)", min=0),
+    "drain_tunnels": _p("bool", False, "refuse new tunnels and sessions, keep the rest"),
+    "tunnel_establish_timeout": _p("int", 120, "clear tunnels not up within (s; 0 = never)",
+                                   min=0),
+    "session_establish_timeout": _p("int", 120, "clear sessions not up within (s)", min=0),
+    "deny_local_tunnel_creates": _p("bool", False, "refuse tunnel create requests"),
+    "deny_remote_tunnel_creates": _p("bool", False, "refuse SCCRQs"),
+    "tunnel_persist_pend_timeout": _p("int", 300, "longest wait before re-creating a "
+                                      "persistent tunnel (s)", min=1),
+    "session_persist_pend_timeout": _p("int", 60, "wait before restoring sessions (s)", min=0),
+}
+
+TUNNEL_CREATE = dict(TUNNEL_PROFILE)
+TUNNEL_CREATE.update({
+    "tunnel_id": _p("int", None, "force our tunnel id (tests)", min=1, max=65535),
+    "tunnel_name": _p("str", None, "administrative name"),
+    "profile_name": _p("str", None, "tunnel profile to take defaults from"),
+    "persist": _p("bool", False, "re-create after failure, with backoff"),
+    "interface_name": _p("str", None, "interface name for sessions"),
+})
+TUNNEL_MODIFIABLE = ("trace_flags", "use_udp_checksums", "persist", "hello_timeout",
+                     "max_retries", "retry_timeout", "max_retry_timeout", "tx_window_size",
+                     "idle_timeout", "max_sessions", "mtu", "peer_profile_name",
+                     "session_profile_name", "ppp_profile_name", "interface_name",
+                     "hide_avps")
+_TUNNEL_ID = {
+    "tunnel_id": _p("int", None, "tunnel id", min=1, max=65535),
+    "tunnel_name": _p("str", None, "tunnel name"),
+}
+_SESSION_ID = dict(_TUNNEL_ID)
+_SESSION_ID.update({
+    "session_id": _p("int", None, "session id", min=1, max=65535),
+    "session_name": _p("str", None, "session name"),
+})
+
+SESSION_CREATE = dict(SESSION_PROFILE)
+SESSION_CREATE.update(_TUNNEL_ID)
+SESSION_CREATE.update({
+    "session_id": _p("int", None, "force our session id (tests)", min=1, max=65535),
+    "session_name": _p("str", None, "administrative name"),
+    "profile_name": _p("str", None, "session profile to take defaults from"),
+    "interface_name": _p("str", None, "interface name"),
+    "user_name": _p("str", None, "PPP user name (client)"),
+    "user_password": _p("str", None, "PPP password (client)"),
+    "calling_number": _p("str", None, "Calling Number"),
+    "called_number": _p("str", None, "Called Number"),
+    "sub_address": _p("str", None, "Sub-Address"),
+    "connect_speed": _p("str", None, "speed[:txspeed] in bit/s"),
+    "proxy_auth_type": _enum(("text", "chap", "pap", "none", "mschap"), None,
+                             "Proxy Authen Type"),
+    "proxy_auth_name": _p("str", None, "Proxy Authen Name"),
+    "proxy_auth_challenge": _p("str", None, "Proxy Authen Challenge (hex)"),
+    "proxy_auth_response": _p("str", None, "Proxy Authen Response (hex)"),
+})
+SESSION_MODIFIABLE = ("trace_flags", "sequencing_required", "use_sequence_numbers",
+                      "reorder_timeout")
+_REASON = {"reason": _p("str", None, "why (sent in the Result Code message)")}
+
+_CAPS = {"none": 0, "sync": avp.FRAMING_SYNC, "async": avp.FRAMING_ASYNC, "any": 3,
+         "digital": avp.BEARER_DIGITAL, "analog": avp.BEARER_ANALOG}
+_PROXY_TYPES = {"text": avp.PROXY_AUTH_TEXT, "chap": avp.PROXY_AUTH_CHAP,
+                "pap": avp.PROXY_AUTH_PAP, "none": avp.PROXY_AUTH_NONE,
+                "mschap": avp.PROXY_AUTH_MSCHAPV1}
+
+SYSTEM_COUNTERS = (
+    "short_frames", "wrong_version_frames", "unexpected_data_frames", "bad_rcvd_frames",
+    "total_rcvd_control_frames", "total_sent_control_frames",
+    "total_control_frame_send_fails", "total_retransmitted_control_frames",
+    "no_control_frame_resources", "no_peer_resources", "no_tunnel_resources",
+    "no_session_resources", "no_ppp_resources", "too_many_tunnels", "too_many_sessions",
+    "auth_fails", "no_matching_tunnel_id_discards", "no_matching_session_id_discards",
+    "mismatched_tunnel_ids", "mismatched_session_ids", "encode_message_fails",
+    "tunnel_setup_failures", "session_setup_failures", "event_queue_full_errors",
+    "ignored_avps", "vendor_avps", "illegal_messages", "unsupported_messages")
+
+
+def _ip_int(s):
+    a, b, c, d = (int(x) for x in s.split("."))
+    return (a << 24) | (b << 16) | (c << 8) | d
+
+
+def _mask_len(mask):
+    return bin(_ip_int(mask)).count("1")
+
+
+# ------------------------------------------------------------------ profiles
+class Profiles:
+    """Named profiles of one kind; each stores only what was set on it."""
+
+    def __init__(self, kind, spec):
+        self.kind = kind
+        self.spec = spec
+        self.items = {"default": {}}
+
+    def value(self, name, param):
+        """The value of `param` in profile `name`: set there, else in `default`, else
+        the built-in default."""
+        prof = self.items.get(name)
+        if prof is not None and param in prof:
+            return prof[param]
+        dflt = self.items["default"]
+        if param in dflt:
+            return dflt[param]
+        return self.spec[param].get("default")
+
+    def resolved(self, name):
+        return {p: self.value(name, p) for p in self.spec}
+
+    def copy(self):
+        c = Profiles(self.kind, self.spec)
+        c.items = {n: dict(v) for n, v in self.items.items()}
+        return c
+
+
+# ------------------------------------------------------------------ records
+class TunnelRec:
+    """The daemon's view of one tunnel: the fsm.Tunnel plus what management needs."""
+
+    def __init__(self, tid, t, params, peer, local, created_by_admin, now):
+        self.tid = tid
+        self.t = t                    # fsm.Tunnel
+        self.params = params          # resolved tunnel parameters
+        self.peer = peer              # (ip, port)
+        self.local = local            # our address (ip) or None
+        self.created_by_admin = created_by_admin
+        self.create_time = now
+        self.name = params.get("tunnel_name")
+        self.create_params = {}       # what the administrator asked for (config.save)
+        self.sessions = {}            # sid -> SessionRec
+        self.session_names = {}       # name -> sid
+        self.admin_sessions = []      # create params of admin sessions (persist restore)
+        self.deleted = False          # deleted by the administrator: no re-create
+        self.scheduled = None         # deadline pushed on the heap (lazy cancel)
+        self.peer_key = None          # key in Daemon.by_peer
+        self.persist_attempts = 0
+        self.was_up = False
+        self.down_reason = None
+        self.idle_since = now
+
+
+class SessionRec:
+    def __init__(self, tunnel, sid, params, created_by_admin, now):
+        self.tunnel = tunnel
+        self.sid = sid
+        self.params = params
+        self.name = params.get("session_name")
+        self.created_by_admin = created_by_admin
+        self.create_time = now
+        self.create_params = {}
+        self.info = {}                # session-up info from the fsm
+        self.down_reason = None
+        self.ppp_profile_name = params.get("ppp_profile_name") or "default"
+
+
+def _monotonic_ms():
+    return int(time.monotonic() * 1000)
+
+
+class Policy:
+    """The decisions fsm.Tunnel asks its caller for (pure queries)."""
+
+    def __init__(self, daemon, rec):
+        self.d = daemon
+        self.rec = rec
+
+    def accept_tunnel(self, tunnel, msg):
+        return self.d.accept_tunnel(self.rec, msg)
+
+    def accept_session(self, tunnel, session_type, msg):
+        return self.d.accept_session(self.rec, session_type, msg)
+
+
+# ------------------------------------------------------------------ the daemon
+class Daemon:
+    def __init__(self, listen_addr="0.0.0.0", port=L2TP_PORT, sock_path=None,
+                 dataplane="null", trace_flags=0, foreground=True, log=None,
+                 clock=_monotonic_ms, rng=os.urandom, sock_group=None):
+        self.listen_addr = listen_addr
+        self.port = port
+        self.sock_path = sock_path or rpc_unix.default_socket_path()
+        self.clock = clock
+        self.rng = rng
+        self.log = log or logging.getLogger("l2tpd")
+        self.start_time = time.time()
+        self.profiles = {k: Profiles(k, s) for k, s in PROFILE_KINDS.items()}
+        self.system = {p: s.get("default") for p, s in SYSTEM.items()}
+        self.system["trace_flags"] = trace_flags
+        self.counters = dict.fromkeys(SYSTEM_COUNTERS, 0)
+        self.msg_counters = {}   # message type -> [rx, tx, rx_bad]
+        self.tunnels = {}        # local tid -> TunnelRec
+        self.by_peer = {}        # (ip, port, peer tid) -> tid: a retransmitted SCCRQ
+        self.tunnel_names = {}   # name -> tid
+        self.num_sessions = 0
+        self.dirty = set()       # tids with datagrams or deadlines to refresh
+        self.heap = []           # (deadline, seq, key); key: tid or a Timer
+        self.seq = 0
+        self.plugins = []
+        self.running = False
+        self.stopping = None     # deadline of a graceful stop
+        self.config_file = None
+        self.dp = kernel.select(dataplane, self._dplog)
+        self.sel = selectors.DefaultSelector()
+        self.fds = {}
+        self.sock = None
+        self.server = None
+        self.sock_group = sock_group
+        self.pending_signals = []
+        self._wake_r = self._wake_w = None
+
+    # ------------------------------------------------------------- logging / trace
+    def trace(self, flag, msg, *objs):
+        """Log `msg` when `flag` is on for the system or any of `objs` (records)."""
+        mask = self.system["trace_flags"]
+        for o in objs:
+            if o is not None:
+                mask |= o.params.get("trace_flags") or 0
+        if mask & flag:
+            self.log.info(msg)
+
+    def _dplog(self, msg):
+        self.trace(TRACE_BITS["data"], msg)
+
+    # ------------------------------------------------------------- sockets
+    def open(self):
+        """Bind the UDP socket and the RPC socket; register them with the loop."""
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
+        s.bind((self.listen_addr, self.port))
+        s.setblocking(False)
+        self.sock = s
+        self.port = s.getsockname()[1]
+        self._watch(s.fileno(), _Reader(self._on_udp), rpc_unix.EVENT_READ)
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._watch(self._wake_r.fileno(), _Reader(self._on_wake), rpc_unix.EVENT_READ)
+        self.server = rpc_unix.RpcServer(self.sock_path, self.handle_rpc, self._watch,
+                                         group=self.sock_group, log=self.log.warning,
+                                         on_close=None)
+
+    def _watch(self, fd, obj, events):
+        if not events:
+            if fd in self.fds:
+                self.sel.unregister(fd)
+                del self.fds[fd]
+        elif fd in self.fds:
+            self.sel.modify(fd, events)
+            self.fds[fd] = obj
+        else:
+            self.sel.register(fd, events)
+            self.fds[fd] = obj
+
+    def _on_wake(self, now):
+        try:
+            while self._wake_r.recv(64):
+                pass
+        except OSError:
+            pass
+
+    def _on_udp(self, now):
+        # Bounded batch per pass so RPC and timers are never starved.
+        for _ in range(256):
+            try:
+                data, anc, _flags, addr = self.sock.recvmsg(65535, 64)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:
+                self.log.warning(f"udp receive: {e}")
+                return
+            local = None
+            for level, kind, cdata in anc:
+                if level == socket.IPPROTO_IP and kind == IP_PKTINFO and len(cdata) >= 12:
+                    local = socket.inet_ntoa(cdata[8:12])   # ipi_addr: where it was sent to
+            try:
+                self.datagram_received(data, addr, local, now)
+            except Exception:
+                self.log.exception(f"while handling a datagram from {addr}")
+
+    def send(self, rec, data):
+        """Send one datagram to a tunnel's peer from the tunnel's local address."""
+        try:
+            if rec.local and self.listen_addr in ("0.0.0.0", ""):
+                pktinfo = struct.pack("=I4s4s", 0, socket.inet_aton(rec.local), bytes(4))
+                self.sock.sendmsg([data], [(socket.IPPROTO_IP, IP_PKTINFO, pktinfo)],
+                                  0, rec.peer)
+            else:
+                self.sock.sendto(data, rec.peer)
+            self.counters["total_sent_control_frames"] += 1
+            mtype = avp.peek_message_type(data[12:])
+            if mtype:
+                self._msg_count(mtype, 1)
+        except OSError as e:
+            self.counters["total_control_frame_send_fails"] += 1
+            self.trace(TRACE_BITS["transport"], f"tunnel {rec.tid}: send failed: {e}", rec)
+
+    def _msg_count(self, mtype, col):
+        row = self.msg_counters.get(mtype)
+        if row is None:
+            row = self.msg_counters[mtype] = [0, 0, 0]
+        row[col] += 1
+
+    # ------------------------------------------------------------- receive path
+    def datagram_received(self, data, addr, local, now):
+        try:
+            h = avp.pull_header(data)
+        except avp.VersionError:
+            self.counters["wrong_version_frames"] += 1
+            return
+        except avp.ParseError:
+            self.counters["short_frames" if len(data) < 12 else "bad_rcvd_frames"] += 1
+            return
+        if not h.control:
+            rec = self.tunnels.get(h.tunnel_id)
+            if rec is None or rec.peer[0] != addr[0]:
+                self.counters["no_matching_tunnel_id_discards"] += 1
+                return
+            rec.t.note_rx(now)
+            if not self.dp.data_received(rec.tid, h, data, now):
+                self.counters["unexpected_data_frames"] += 1
+            return
+        self.counters["total_rcvd_control_frames"] += 1
+        body = data[h.payload_offset:h.length]
+        mtype = avp.peek_message_type(body)
+        if mtype:
+            self._msg_count(mtype, 0)
+        if h.tunnel_id:
+            rec = self.tunnels.get(h.tunnel_id)
+            if rec is None:
+                self.counters["no_matching_tunnel_id_discards"] += 1
+                return
+            if addr != rec.peer:
+                if addr[0] == rec.peer[0] and rec.t.state == "wait-ctl-reply":
+                    # RFC 2661 8.1: the responder may answer from another port; from
+                    # then on the ports stay fixed.
+                    rec.peer = addr
+                else:
+                    self.counters["mismatched_tunnel_ids"] += 1
+                    return
+            self._feed(rec, data, h, now)
+            return
+        if mtype == avp.STOPCCN:
+            # A peer that could not read our Assigned Tunnel ID (a hidden AVP and a
+            # wrong secret) clears with Tunnel ID 0: find it by its own id (5.12).
+            try:
+                ptid = avp.decode_message(body).get(avp.ASSIGNED_TUNNEL_ID)
+            except avp.L2TPError:
+                ptid = None
+            rec = self.tunnels.get(self.by_peer.get((addr[0], addr[1], ptid)))
+            if rec is not None:
+                self._feed(rec, data, h, now)
+                return
+        if mtype != avp.SCCRQ:
+            # Only an SCCRQ may come with Tunnel ID 0 (a ZLB for a tunnel we never
+            # knew, or a peer's bug): nothing to attach it to.
+            self.counters["no_matching_tunnel_id_discards"] += 1
+            return
+        self._incoming_sccrq(data, h, body, addr, local, now)
+
+    def _feed(self, rec, data, h, now):
+        actions = rec.t.receive(data, now, h)
+        self.dirty.add(rec.tid)
+        self.apply(rec, actions, now)
+
+    def _incoming_sccrq(self, data, h, body, addr, local, now):
+        host = _sccrq_host_name(body)
+        peer_prof = self.match_peer_profile(host, addr[0])
+        tprof = self.profiles["peer"].value(peer_prof, "tunnel_profile_name") or "default"
+        if tprof not in self.profiles["tunnel"].items:
+            tprof = "default"
+        params = self.profiles["tunnel"].resolved(tprof)
+        secret = params.get("secret")
+        try:
+            msg = avp.decode_message(body, secret=secret)
+        except avp.L2TPError:
+            msg = None
+        ptid = msg.get(avp.ASSIGNED_TUNNEL_ID) if msg is not None else None
+        if ptid is not None:
+            tid = self.by_peer.get((addr[0], addr[1], ptid))
+            if tid is not None and tid in self.tunnels:
+                # RFC 2661 5.8: a retransmitted SCCRQ; the channel acks the duplicate.
+                self._feed(self.tunnels[tid], data, h, now)
+                return
+        params["peer_profile_name"] = peer_prof
+        params["profile_name"] = tprof
+        tie = self._tie_break(msg, addr, now) if msg is not None else None
+        if tie == "drop":
+            return
+        try:
+            rec = self._new_tunnel(params, addr, local, False, now)
+        except RpcError as e:
+            self.counters["no_tunnel_resources"] += 1
+            self.log.warning(f"SCCRQ from {addr[0]}:{addr[1]}: {e.message}")
+            return
+        if ptid is not None:
+            rec.peer_key = (addr[0], addr[1], ptid)
+            self.by_peer[rec.peer_key] = rec.tid
+        self.event("tunnel_created", rec)
+        self._feed(rec, data, h, now)
+
+    def _tie_break(self, msg, addr, now):
+        """RFC 2661 4.4.3: an SCCRQ crossed one of ours to the same peer."""
+        theirs = msg.get(avp.TIE_BREAKER)
+        for rec in list(self.tunnels.values()):
+            # Compared even when ours carried none: a lone tie breaker wins (4.4.3).
+            if rec.peer[0] != addr[0] or rec.t.state != "wait-ctl-reply":
+                continue
+            winner = fsm.tie_breaker_winner(rec.t.tiebreaker, theirs)
+            if winner in ("theirs", "both"):
+                self.trace(TRACE_BITS["protocol"], f"tunnel {rec.tid}: lost the tie breaker",
+                           rec)
+                self.dirty.add(rec.tid)
+                self.apply(rec, rec.t.discard(now), now)
+            if winner in ("ours", "both"):
+                return "drop"
+        return None
+
+    def match_peer_profile(self, host_name, ip):
+        """The peer profile for a peer: by Host Name, else by address/netmask."""
+        items = self.profiles["peer"].items
+        if host_name and host_name != "default" and host_name in items:
+            return host_name
+        best, best_len = "default", -1
+        if ip:
+            try:
+                addr = _ip_int(ip)
+            except ValueError:
+                addr = None
+            for name in items:
+                if name == "default":
+                    continue
+                pip = self.profiles["peer"].value(name, "peer_ipaddr")
+                if not pip or addr is None:
+                    continue
+                mask = self.profiles["peer"].value(name, "netmask") or "255.255.255.255"
+                m = _ip_int(mask)
+                if addr & m == _ip_int(pip) & m and _mask_len(mask) > best_len:
+                    best, best_len = name, _mask_len(mask)
+        return best
+
+    # ------------------------------------------------------------- fsm glue
+    def _tunnel_config(self, params):
+        secret = params.get("secret")
+        return fsm.TunnelConfig(
+            host_name=params["host_name"],
+            secret=secret.encode() if secret else None,
+            auth_mode=params["auth_mode"], hide_avps=bool(params["hide_avps"]),
+            framing_caps=_CAPS[params["framing_caps"]],
+            bearer_caps=_CAPS[params["bearer_caps"]],
+            rx_window_size=params["rx_window_size"], tx_window_size=params["tx_window_size"],
+            hello_timeout=params["hello_timeout"] * 1000,
+            retry_timeout=params["retry_timeout"] * 1000,
+            max_retry_timeout=params["max_retry_timeout"] * 1000,
+            max_retries=params["max_retries"], use_tiebreaker=bool(params["use_tiebreaker"]),
+            max_sessions=params["max_sessions"], vendor_name="l2tpd",
+            establish_timeout=self.system["tunnel_establish_timeout"] * 1000,
+            session_establish_timeout=self.system["session_establish_timeout"] * 1000)
+
+    def _alloc_id(self, taken):
+        for _ in range(1000):
+            v = int.from_bytes(self.rng(2), "big")
+            if v and v not in taken:
+                return v
+        raise RpcError(rpc_unix.ERR_TUNNEL_ID_ALLOC_FAILURE, "no free tunnel id")
+
+    def _new_tunnel(self, params, peer, local, by_admin, now):
+        maxt = self.system["max_tunnels"]
+        if maxt and len(self.tunnels) >= maxt:
+            self.counters["too_many_tunnels"] += 1
+            raise RpcError(rpc_unix.ERR_TUNNEL_LIMIT_EXCEEDED,
+                           f"max_tunnels: the limit of {maxt} tunnels is reached")
+        tid = params.get("tunnel_id")
+        if tid is None:
+            tid = self._alloc_id(self.tunnels)
+        elif tid in self.tunnels:
+            raise RpcError.param(rpc_unix.ERR_TUNNEL_ALREADY_EXISTS, "tunnel_id",
+                                 f"tunnel {tid} already exists", tid)
+        rec = TunnelRec(tid, None, params, peer, local, by_admin, now)
+        try:
+            rec.t = fsm.Tunnel(tid, self._tunnel_config(params), self.rng,
+                               log=self._tunnel_logger(rec), policy=Policy(self, rec))
+        except avp.LocalError as e:
+            # e.g. auth_mode=challenge without a secret, in a request or a profile
+            raise RpcError(rpc_unix.ERR_PARAM_BAD_VALUE, f"tunnel parameters: {e.msg}")
+        self.tunnels[tid] = rec
+        if rec.name:
+            self.tunnel_names[rec.name] = tid
+        self.trace(TRACE_BITS["system"], f"tunnel {tid} created "
+                   f"({'local' if by_admin else 'remote'}, peer {peer[0]}:{peer[1]})", rec)
+        return rec
+
+    def _tunnel_logger(self, rec):
+        def log(msg):
+            self.trace(TRACE_BITS["protocol"] | TRACE_BITS["fsm"], f"tunnel {rec.tid}: {msg}",
+                       rec)
+        return log
+
+    def accept_tunnel(self, rec, msg):
+        """Policy for an SCCRQ (we answer) or SCCRP (we asked): deny, limits, auth mode."""
+        host = msg.get(avp.HOST_NAME)
+        if not rec.created_by_admin:
+            if self.system["deny_remote_tunnel_creates"]:
+                return (avp.STOPCCN_NOT_AUTHORIZED, None, "remote tunnel creation is disabled")
+            if self.system["drain_tunnels"]:
+                return (avp.STOPCCN_SHUTTING_DOWN, None, "draining: no new tunnels")
+        mode = rec.params.get("auth_mode")
+        if mode in ("simple", "challenge"):
+            name = self.match_peer_profile(host, rec.peer[0])
+            if name == "default":
+                self.counters["auth_fails"] += 1
+                return (avp.STOPCCN_NOT_AUTHORIZED, None,
+                        f"no peer profile matches host {host!r} at {rec.peer[0]}")
+        rec.params["peer_host_name"] = host
+        return None
+
+    def accept_session(self, rec, session_type, msg):
+        if self.system["drain_tunnels"]:
+            return (avp.CDN_NO_RESOURCES_TEMP, None, "draining: no new sessions")
+        maxs = self.system["max_sessions"]
+        if maxs and self.num_sessions >= maxs:
+            self.counters["too_many_sessions"] += 1
+            return (avp.CDN_NO_RESOURCES_TEMP, None, f"the limit of {maxs} sessions is reached")
+        peer_prof = rec.params.get("peer_profile_name") or "default"
+        roles = self.profiles["peer"].value(peer_prof, "lac_lns")
+        if session_type == "lnic" and roles == "lac":
+            return (avp.CDN_NO_RESOURCES_PERM, None, "we are not an LNS for this peer")
+        if session_type == "laoc" and roles == "lns":
+            return (avp.CDN_NO_RESOURCES_PERM, None, "we are not a LAC for this peer")
+        return None
+
+    def apply(self, rec, actions, now):
+        """Map the fsm's actions to registries, the data path, events and plugins."""
+        for a in actions:
+            kind = a[0]
+            try:
+                handler = self._actions[kind]
+            except KeyError:
+                self.log.warning(f"tunnel {rec.tid}: unknown action {a!r}")
+                continue
+            handler(self, rec, a, now)
+
+    def _act_tunnel_up(self, rec, a, now):
+        rec.was_up = True
+        rec.persist_attempts = 0
+        rec.down_reason = None
+        p = rec.t.peer_tunnel_id
+        if rec.peer_key is None:
+            rec.peer_key = (rec.peer[0], rec.peer[1], p)
+            self.by_peer.setdefault(rec.peer_key, rec.tid)
+        self.dp.tunnel_up(rec.tid, p, self.sock.fileno() if self.sock else -1,
+                          rec.local, rec.peer[0], self.port, rec.peer[1])
+        self.event("tunnel_up", rec)
+        for sp in rec.admin_sessions:
+            self._restore_session(rec, sp, now)
+        rec.idle_since = now
+        self._arm_idle(rec)
+
+    def _arm_idle(self, rec):
+        """idle_timeout (OpenL2TP): clear a tunnel that stays without sessions."""
+        idle = rec.params.get("idle_timeout") or 0
+        if not idle or rec.sessions:
+            return
+
+        def check(now):
+            if (self.tunnels.get(rec.tid) is rec and not rec.sessions
+                    and rec.t.state == "established"):
+                if now - rec.idle_since >= idle * 1000:
+                    self.dirty.add(rec.tid)
+                    self.apply(rec, rec.t.close(now, avp.STOPCCN_GENERAL, None,
+                                                f"idle for {idle} s without sessions"), now)
+                else:
+                    self._arm_idle(rec)
+        self.call_later(max(0, rec.idle_since + idle * 1000 - self.clock()), check)
+
+    def _act_tunnel_down(self, rec, a, now):
+        rec.down_reason = a[2]
+        self.trace(TRACE_BITS["protocol"], f"tunnel {rec.tid} down: {a[2]}", rec)
+        for srec in list(rec.sessions.values()):
+            self._session_gone(rec, srec, srec.down_reason or a[2])
+        self.dp.tunnel_down(rec.tid)
+        result = a[3] if len(a) > 3 else None
+        if result and result[0] == avp.STOPCCN_NOT_AUTHORIZED:
+            self.counters["auth_fails"] += 1
+        if not rec.was_up:
+            self.counters["tunnel_setup_failures"] += 1
+        self.event("tunnel_down", rec, reason=a[2], result=_result(result))
+
+    def _act_tunnel_closed(self, rec, a, now):
+        self.forget_tunnel(rec, now)
+
+    def _act_session_created(self, rec, a, now):
+        _, tid, sid, stype = a[:4]
+        s = rec.t.sessions.get(sid)
+        params = self._session_params({}, rec)
+        params["session_type"] = stype
+        srec = SessionRec(rec, sid, params, False, now)
+        rec.sessions[sid] = srec
+        self.num_sessions += 1
+        self.event("session_created", rec, srec)
+        if stype == "laoc" and s is not None:
+            # No real bearer to dial: the call is "connected" at once (section 5.3).
+            self.apply(rec, rec.t.bearer_up(now, sid), now)
+
+    def _act_session_up(self, rec, a, now):
+        sid, info = a[2], a[3]
+        srec = rec.sessions.get(sid)
+        if srec is None:
+            return
+        srec.info = dict(info)
+        self.dp.session_up(rec.tid, sid, info.get("peer_session_id"), info)
+        self.event("session_up", rec, srec)
+
+    def _act_session_down(self, rec, a, now):
+        sid, reason = a[2], a[3]
+        srec = rec.sessions.get(sid)
+        if srec is None:
+            return
+        srec.down_reason = reason
+        self._session_gone(rec, srec, reason, _result(a[4] if len(a) > 4 else None))
+
+    def _act_session_info(self, rec, a, now):
+        srec = rec.sessions.get(a[2])
+        if srec is not None:
+            srec.info[a[3]] = a[4]
+            self.event("session_info", rec, srec, info=a[3], value=_jsonable(a[4]))
+
+    def _act_error(self, rec, a, now):
+        self.counters["illegal_messages"] += 1
+        self.trace(TRACE_BITS["protocol"], f"tunnel {rec.tid}: {a[2]}", rec)
+
+    _actions = {"tunnel-up": _act_tunnel_up, "tunnel-down": _act_tunnel_down,
+                "tunnel-closed": _act_tunnel_closed, "session-created": _act_session_created,
+                "session-up": _act_session_up, "session-down": _act_session_down,
+                "session-info": _act_session_info, "error": _act_error}
+
+    def _session_gone(self, rec, srec, reason, result=None):
+        if srec.sid not in rec.sessions:
+            return
+        up = bool(srec.info)
+        del rec.sessions[srec.sid]
+        if srec.name and rec.session_names.get(srec.name) == srec.sid:
+            del rec.session_names[srec.name]
+        self.num_sessions -= 1
+        if not up:
+            self.counters["session_setup_failures"] += 1
+        self.dp.session_down(rec.tid, srec.sid)
+        self.event("session_down", rec, srec, reason=reason, result=result)
+        self.event("session_deleted", rec, srec, reason=reason)
+        if not rec.sessions:
+            rec.idle_since = self.clock()
+            self._arm_idle(rec)
+
+    def forget_tunnel(self, rec, now):
+        """The tunnel is gone for good (linger over): drop it from every registry."""
+        if self.tunnels.get(rec.tid) is not rec:
+            return
+        del self.tunnels[rec.tid]
+        if rec.peer_key and self.by_peer.get(rec.peer_key) == rec.tid:
+            del self.by_peer[rec.peer_key]
+        if rec.name and self.tunnel_names.get(rec.name) == rec.tid:
+            del self.tunnel_names[rec.name]
+        self.dirty.discard(rec.tid)
+        self.event("tunnel_deleted", rec, reason=rec.down_reason)
+        if (rec.created_by_admin and rec.params.get("persist") and not rec.deleted
+                and not self.stopping):
+            self._schedule_persist(rec, now)
+
+    # ------------------------------------------------------------- persistence
+    def _schedule_persist(self, rec, now):
+        """Re-create a persistent tunnel after 1, 2, 4 ... s, capped by
+        tunnel_persist_pend_timeout; its admin sessions come back when it is up."""
+        n = rec.persist_attempts
+        delay = min(1000 << min(n, 20), self.system["tunnel_persist_pend_timeout"] * 1000)
+        name = rec.name
+        create = dict(rec.create_params)
+        sessions = list(rec.admin_sessions)
+        self.trace(TRACE_BITS["system"], f"persistent tunnel {name or rec.tid}: re-create in "
+                   f"{delay} ms (attempt {n + 1})", rec)
+
+        def recreate(now):
+            if name and name in self.tunnel_names:
+                return   # the administrator made a new one meanwhile
+            try:
+                new = self.create_tunnel(create, now)
+            except RpcError as e:
+                self.log.warning(f"persistent tunnel {name}: {e.message}")
+                rec.persist_attempts = n + 1
+                self._schedule_persist(rec, self.clock())
+                return
+            new.persist_attempts = n + 1
+            new.admin_sessions = sessions
+        self.call_later(delay, recreate)
+
+    def _restore_session(self, rec, create, now):
+        if create.get("session_name") in rec.session_names:
+            return
+        try:
+            p = dict(create)
+            p.pop("tunnel_id", None)
+            self._create_session_in(rec, p, now, remember=False)
+        except RpcError as e:
+            self.log.warning(f"tunnel {rec.tid}: cannot restore session: {e.message}")
+
+    # ------------------------------------------------------------- timers
+    class Timer:
+        def __init__(self, fn):
+            self.fn = fn
+            self.cancelled = False
+
+    def call_later(self, delay_ms, fn):
+        t = Daemon.Timer(fn)
+        self.seq += 1
+        heapq.heappush(self.heap, (self.clock() + delay_ms, self.seq, t))
+        return t
+
+    def _reschedule(self, rec):
+        d = rec.t.next_deadline()
+        if d is not None and d != rec.scheduled:
+            self.seq += 1
+            heapq.heappush(self.heap, (d, self.seq, rec.tid))
+        rec.scheduled = d
+
+    def run_timers(self, now):
+        heap = self.heap
+        while heap and heap[0][0] <= now:
+            deadline, _, key = heapq.heappop(heap)
+            if isinstance(key, Daemon.Timer):
+                if not key.cancelled:
+                    try:
+                        key.fn(now)
+                    except Exception:
+                        self.log.exception("timer")
+                continue
+            rec = self.tunnels.get(key)
+            if rec is None or rec.scheduled != deadline:
+                continue  # lazily cancelled
+            rec.scheduled = None
+            try:
+                actions = rec.t.on_timer(now)
+                self.dirty.add(rec.tid)
+                self.apply(rec, actions, now)
+            except Exception:
+                self.log.exception(f"tunnel {key}: timer")
+
+    def flush(self, now):
+        dirty = self.dirty
+        while dirty:
+            tid = dirty.pop()
+            rec = self.tunnels.get(tid)
+            if rec is None:
+                continue
+            try:
+                for d in rec.t.datagrams_to_send(now):
+                    self.send(rec, d)
+            except Exception:
+                self.log.exception(f"tunnel {tid}: transmit")
+            self._reschedule(rec)
+
+    def next_timeout(self, now):
+        best = self.heap[0][0] if self.heap else None
+        d = self.server.next_deadline() if self.server else None
+        if d is not None and (best is None or d < best):
+            best = d
+        if best is None:
+            return None
+        return max(0, best - now) / 1000.0
+
+    # ------------------------------------------------------------- the loop
+    def run(self):
+        self.running = True
+        while self.running:
+            now = self.clock()
+            timeout = self.next_timeout(now)
+            if self.dirty:
+                timeout = 0
+            if self.stopping is not None:
+                timeout = 0.05 if timeout is None else min(timeout, 0.05)
+            try:
+                ready = self.sel.select(timeout)
+            except InterruptedError:
+                ready = []
+            now = self.clock()
+            for key, ev in ready:
+                obj = self.fds.get(key.fd)
+                if obj is not None and ev & selectors.EVENT_READ:
+                    obj.on_readable(now)
+                obj = self.fds.get(key.fd)
+                if obj is not None and ev & selectors.EVENT_WRITE:
+                    obj.on_writable(now)
+            self.run_timers(now)
+            if self.server:
+                self.server.on_timer(now)
+            self.flush(now)
+            self._handle_signals(now)
+            if self.stopping is not None:
+                self._check_stopped(now)
+
+    def on_signal(self, signum, frame):
+        self.pending_signals.append(signum)
+        if self._wake_w is not None:
+            try:
+                self._wake_w.send(b"\0")
+            except OSError:
+                pass
+
+    def _handle_signals(self, now):
+        while self.pending_signals:
+            sig = self.pending_signals.pop(0)
+            if sig in (signal.SIGTERM, signal.SIGINT):
+                self.begin_stop(now)
+            elif sig == signal.SIGHUP and self.config_file:
+                try:
+                    self.apply_config_file(self.config_file)
+                    self.log.info(f"re-applied {self.config_file}")
+                except rpc_unix.ConfigError as e:
+                    self.log.error(f"{e}; keeping the previous configuration")
+
+    def begin_stop(self, now, grace_ms=3000):
+        """StopCCN to every peer, then wait (bounded) until they are acknowledged."""
+        if self.stopping is not None:
+            return
+        self.log.info("stopping: clearing all tunnels")
+        self.stopping = now + grace_ms
+        for rec in list(self.tunnels.values()):
+            rec.deleted = True
+            if rec.t.state not in ("closing", "closed"):
+                self.apply(rec, rec.t.close(now, avp.STOPCCN_SHUTTING_DOWN, None,
+                                            "l2tpd is shutting down"), now)
+                self.dirty.add(rec.tid)
+
+    def _check_stopped(self, now):
+        pending = [r for r in self.tunnels.values()
+                   if r.t.channel.in_flight and r.t.channel.state == "closing"]
+        if not pending or now >= self.stopping:
+            self.running = False
+
+    def close(self):
+        if self.server:
+            self.server.close()
+            self.server = None
+        if self.sock:
+            self._watch(self.sock.fileno(), None, 0)
+            self.sock.close()
+            self.sock = None
+        for s in (self._wake_r, self._wake_w):
+            if s is not None:
+                s.close()
+        self.dp.close()
+
+    # ------------------------------------------------------------- events / plugins
+    def event(self, name, rec=None, srec=None, **extra):
+        ev = {"event": name, "time": time.time()}
+        if rec is not None:
+            ev.update(tunnel_id=rec.tid, tunnel_name=rec.name,
+                      peer_tunnel_id=rec.t.peer_tunnel_id,
+                      peer_addr=rec.peer[0], peer_port=rec.peer[1])
+        if srec is not None:
+            ev.update(session_id=srec.sid, session_name=srec.name,
+                      peer_session_id=srec.info.get("peer_session_id"),
+                      session_type=srec.params.get("session_type"))
+        for k, v in extra.items():
+            if v is not None:
+                ev[k] = v
+        self.trace(TRACE_BITS["api"], f"event {ev}", rec, srec)
+        if self.server is not None:
+            for conn in list(self.server.connections.values()):
+                want = conn.subscribed
+                if want and (want is True or name in want):
+                    self.server.notify(conn, "event", ev)
+        for mod in self.plugins:
+            hook = getattr(mod, name, None)
+            if hook is None:
+                continue
+            try:
+                hook(self, dict(ev))
+            except Exception:
+                self.log.exception(f"plugin {getattr(mod, '__name__', mod)}: hook {name} "
+                                   "raised; ignored")
+
+    def load_plugin(self, path):
+        name = "l2tpd_plugin_" + os.path.splitext(os.path.basename(path))[0]
+        spec = importlib.util.spec_from_file_location(name, path)
+        if spec is None or spec.loader is None:
+            raise ValueError(f"{path}: not a Python file")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        init = getattr(mod, "init", None)
+        if init is not None:
+            init(self)
+        self.plugins.append(mod)
+        return mod
+
+    # ------------------------------------------------------------- lookups
+    def find_tunnel(self, params):
+        tid, name = params.get("tunnel_id"), params.get("tunnel_name")
+        if tid is None and name is None:
+            raise RpcError.param(rpc_unix.ERR_PARAM_MISSING, "tunnel_id",
+                                 "give tunnel_id or tunnel_name")
+        if name is not None:
+            t = self.tunnel_names.get(name)
+            if t is None:
+                raise RpcError.param(rpc_unix.ERR_TUNNEL_NOT_FOUND, "tunnel_name",
+                                     f"no tunnel named {name!r}", name)
+            if tid is not None and tid != t:
+                raise RpcError.param(rpc_unix.ERR_PARAM_CONFLICT, "tunnel_id",
+                                     f"tunnel {name!r} has id {t}, not {tid}", tid)
+            return self.tunnels[t]
+        rec = self.tunnels.get(tid)
+        if rec is None:
+            raise RpcError.param(rpc_unix.ERR_TUNNEL_NOT_FOUND, "tunnel_id",
+                                 f"no tunnel with id {tid}", tid)
+        return rec
+
+    def find_session(self, params):
+        rec = self.find_tunnel(params)
+        sid, name = params.get("session_id"), params.get("session_name")
+        if sid is None and name is None:
+            raise RpcError.param(rpc_unix.ERR_PARAM_MISSING, "session_id",
+                                 "give session_id or session_name")
+        if name is not None:
+            s = rec.session_names.get(name)
+            if s is None:
+                raise RpcError.param(rpc_unix.ERR_SESSION_NOT_FOUND, "session_name",
+                                     f"no session named {name!r} in tunnel {rec.tid}", name)
+            if sid is not None and sid != s:
+                raise RpcError.param(rpc_unix.ERR_PARAM_CONFLICT, "session_id",
+                                     f"session {name!r} has id {s}, not {sid}", sid)
+            sid = s
+        srec = rec.sessions.get(sid)
+        if srec is None:
+            raise RpcError.param(rpc_unix.ERR_SESSION_NOT_FOUND, "session_id",
+                                 f"no session {sid} in tunnel {rec.tid}", sid)
+        return rec, srec
+
+    # ------------------------------------------------------------- tunnels
+    def create_tunnel(self, req, now, validate_only=False):
+        if self.system["deny_local_tunnel_creates"]:
+            raise RpcError(rpc_unix.ERR_TUNNEL_CREATE_ADMIN_DISABLED,
+                           "deny_local_tunnel_creates is set: tunnel create refused")
+        pname = req.get("profile_name")
+        dest = req.get("dest_ipaddr")
+        peer_prof = req.get("peer_profile_name") or self.match_peer_profile(None, dest)
+        if pname is None:
+            pname = self.profiles["peer"].value(peer_prof, "tunnel_profile_name") or "default"
+            if pname not in self.profiles["tunnel"].items:
+                pname = "default"
+        elif pname not in self.profiles["tunnel"].items:
+            raise RpcError.param(rpc_unix.ERR_TUNNEL_PROFILE_NOT_FOUND, "profile_name",
+                                 f"no tunnel profile named {pname!r}", pname)
+        params = self.profiles["tunnel"].resolved(pname)
+        params.update(tunnel_id=None, tunnel_name=None, persist=False, interface_name=None)
+        params.update(req)
+        params["profile_name"] = pname
+        params.setdefault("peer_profile_name", peer_prof)
+        if params["peer_profile_name"] is None:
+            params["peer_profile_name"] = peer_prof
+        if not params.get("dest_ipaddr"):
+            raise RpcError.param(rpc_unix.ERR_PEER_ADDRESS_MISSING, "dest_ipaddr",
+                                 "a tunnel needs the peer's address")
+        if params.get("hide_avps") and not params.get("secret"):
+            raise RpcError.param(rpc_unix.ERR_TUNNEL_HIDE_AVPS_NEEDS_SECRET, "hide_avps",
+                                 "hiding AVPs needs a secret", True)
+        port = params.get("our_udp_port")
+        if port is not None and port != self.port:
+            raise RpcError.param(rpc_unix.ERR_NOT_SUPPORTED, "our_udp_port",
+                                 f"every tunnel uses the daemon's UDP port {self.port}", port)
+        name = params.get("tunnel_name")
+        if name is not None and name in self.tunnel_names:
+            raise RpcError.param(rpc_unix.ERR_TUNNEL_ALREADY_EXISTS, "tunnel_name",
+                                 f"a tunnel named {name!r} already exists", name)
+        self._check_profile_refs(params, ("session_profile_name", "ppp_profile_name"))
+        if validate_only:
+            return None
+        local = params.get("src_ipaddr")
+        if local is None and self.listen_addr not in ("0.0.0.0", ""):
+            local = self.listen_addr
+        rec = self._new_tunnel(params, (params["dest_ipaddr"], params["peer_udp_port"]),
+                               local, True, now)
+        rec.create_params = dict(req)
+        self.event("tunnel_created", rec)
+        self.dirty.add(rec.tid)
+        self.apply(rec, rec.t.open(now), now)
+        return rec
+
+    def _check_profile_refs(self, params, names):
+        for p in names:
+            v = params.get(p)
+            kind = p.split("_profile")[0]
+            if v is not None and v not in self.profiles[kind].items:
+                code = {"session": rpc_unix.ERR_SESSION_PROFILE_NOT_FOUND,
+                        "ppp": rpc_unix.ERR_PPP_PROFILE_NOT_FOUND,
+                        "tunnel": rpc_unix.ERR_TUNNEL_PROFILE_NOT_FOUND,
+                        "peer": rpc_unix.ERR_PEER_PROFILE_NOT_FOUND}[kind]
+                raise RpcError.param(code, p, f"no {kind} profile named {v!r}", v)
+
+    def tunnel_info(self, rec, now):
+        t = rec.t
+        p = rec.params
+        out = {k: p.get(k) for k in TUNNEL_PROFILE if k != "secret"}
+        out.update(
+            tunnel_id=rec.tid, tunnel_name=rec.name, peer_tunnel_id=t.peer_tunnel_id,
+            state=t.state, created_by_admin=rec.created_by_admin,
+            create_time=_iso(self.start_time + (rec.create_time - self._t0) / 1000.0),
+            dest_ipaddr=rec.peer[0], peer_udp_port=rec.peer[1],
+            src_ipaddr=rec.local, our_udp_port=self.port,
+            profile_name=p.get("profile_name"), persist=bool(p.get("persist")),
+            secret_set=bool(p.get("secret")), interface_name=p.get("interface_name"),
+            num_sessions=len(rec.sessions), session_ids=sorted(rec.sessions),
+            peer=_jsonable(t.peer), result=_result(t.result),
+            down_reason=rec.down_reason,
+            actual_tx_window_size=t.channel.actual_tx_window_size,
+            stats=t.channel.stats)
+        return out
+
+    # ------------------------------------------------------------- sessions
+    def _session_params(self, req, rec):
+        """Resolve a session's parameters by OpenL2TP's inheritance order."""
+        tprof = rec.params.get("session_profile_name")
+        peer_prof = rec.params.get("peer_profile_name") or "default"
+        sprof = req.get("profile_name") or tprof or \
+            self.profiles["peer"].value(peer_prof, "session_profile_name") or "default"
+        if sprof not in self.profiles["session"].items:
+            if req.get("profile_name"):
+                raise RpcError.param(rpc_unix.ERR_SESSION_PROFILE_NOT_FOUND, "profile_name",
+                                     f"no session profile named {sprof!r}", sprof)
+            sprof = "default"
+        params = self.profiles["session"].resolved(sprof)
+        for k in SESSION_CREATE:
+            params.setdefault(k, None)
+        params.update(req)
+        params["profile_name"] = sprof
+        params["ppp_profile_name"] = (req.get("ppp_profile_name")
+                                      or self.profiles["session"].value(sprof,
+                                                                        "ppp_profile_name")
+                                      or rec.params.get("ppp_profile_name")
+                                      or self.profiles["peer"].value(peer_prof,
+                                                                     "ppp_profile_name")
+                                      or "default")
+        return params
+
+    def create_session(self, req, now, validate_only=False):
+        rec = self.find_tunnel(req)
+        return self._create_session_in(rec, req, now, validate_only=validate_only)
+
+    def _create_session_in(self, rec, req, now, validate_only=False, remember=True):
+        if rec.t.state in ("closing", "closed"):
+            raise RpcError(rpc_unix.ERR_BAD_STATE,
+                           f"tunnel {rec.tid} is {rec.t.state}: no new sessions")
+        params = self._session_params(req, rec)
+        stype = params.get("session_type") or ("laic" if rec.created_by_admin else "lnoc")
+        if stype not in ("laic", "lnoc"):
+            raise RpcError.param(rpc_unix.ERR_SESSION_TYPE_ILLEGAL_FOR_TUNNEL, "session_type",
+                                 f"{stype} calls are created by the peer; create laic (as "
+                                 "LAC) or lnoc (as LNS)", stype)
+        roles = self.profiles["peer"].value(rec.params.get("peer_profile_name") or "default",
+                                            "lac_lns")
+        if (stype == "laic" and roles == "lns") or (stype == "lnoc" and roles == "lac"):
+            raise RpcError.param(rpc_unix.ERR_SESSION_TYPE_ILLEGAL_FOR_TUNNEL, "session_type",
+                                 f"peer profile allows only {roles} with this peer", stype)
+        name = params.get("session_name")
+        if name is not None and name in rec.session_names:
+            raise RpcError.param(rpc_unix.ERR_SESSION_ALREADY_EXISTS, "session_name",
+                                 f"a session named {name!r} already exists in tunnel "
+                                 f"{rec.tid}", name)
+        sid = params.get("session_id")
+        if sid is not None and sid in rec.t.sessions:
+            raise RpcError.param(rpc_unix.ERR_SESSION_ALREADY_EXISTS, "session_id",
+                                 f"session {sid} already exists in tunnel {rec.tid}", sid)
+        maxs = self.system["max_sessions"]
+        if maxs and self.num_sessions >= maxs:
+            self.counters["too_many_sessions"] += 1
+            raise RpcError(rpc_unix.ERR_SESSION_LIMIT_EXCEEDED,
+                           f"max_sessions: the limit of {maxs} sessions is reached")
+        tmax = rec.params.get("max_sessions")
+        if tmax and len(rec.sessions) >= tmax:
+            raise RpcError(rpc_unix.ERR_TUNNEL_TOO_MANY_SESSIONS,
+                           f"tunnel {rec.tid} has its maximum of {tmax} sessions")
+        self._check_profile_refs(params, ("ppp_profile_name",))
+        call = _call_params(params, stype)
+        if validate_only:
+            return None
+        params["session_type"] = stype
+        try:
+            s, actions = rec.t.session_open(now, stype, call)
+        except avp.LocalError as e:
+            raise RpcError(rpc_unix.ERR_PARAM_BAD_VALUE, f"session parameters: {e.msg}")
+        srec = SessionRec(rec, s.session_id, params, True, now)
+        srec.create_params = dict(req)
+        rec.sessions[s.session_id] = srec
+        if name:
+            rec.session_names[name] = s.session_id
+        self.num_sessions += 1
+        if remember:
+            cp = dict(req)
+            cp.pop("tunnel_id", None)
+            cp.pop("tunnel_name", None)
+            rec.admin_sessions.append(cp)
+        self.event("session_created", rec, srec)
+        self.dirty.add(rec.tid)
+        self.apply(rec, actions, now)
+        return srec
+
+    def session_info(self, rec, srec):
+        s = rec.t.sessions.get(srec.sid)
+        p = srec.params
+        out = {k: p.get(k) for k in SESSION_PROFILE}
+        out.update(
+            tunnel_id=rec.tid, tunnel_name=rec.name, session_id=srec.sid,
+            session_name=srec.name,
+            peer_session_id=s.peer_session_id if s is not None else None,
+            session_type=p.get("session_type"),
+            state=s.state if s is not None else "closed",
+            created_by_admin=srec.created_by_admin,
+            create_time=_iso(self.start_time + (srec.create_time - self._t0) / 1000.0),
+            profile_name=p.get("profile_name"), ppp_profile_name=srec.ppp_profile_name,
+            interface_name=p.get("interface_name"), user_name=p.get("user_name"),
+            peer=_jsonable(s.peer if s is not None else {}),
+            result=_result(s.result if s is not None else None),
+            stats=self.dp.stats(rec.tid, srec.sid))
+        return out
+
+    # ------------------------------------------------------------- RPC
+    def handle_rpc(self, method, params, conn):
+        fn = self.methods.get(method)
+        if fn is None:
+            raise RpcError(rpc_unix.ERR_METHOD_NOT_FOUND, f"unknown method {method!r}")
+        spec = self.describe()[method]["params"]
+        typed = rpc_unix.coerce_params(method, params, spec)
+        self.trace(TRACE_BITS["api"], f"rpc {method} {sorted(typed)}")
+        return fn(self, typed, conn)
+
+    # -- system
+    def m_system_get(self, p, conn):
+        out = dict(self.system)
+        out.update(
+            version=VERSION, udp_port=self.port, listen_addr=self.listen_addr,
+            dataplane=self.dp.name, socket=self.sock_path, pid=os.getpid(),
+            num_tunnels=len(self.tunnels), num_sessions=self.num_sessions,
+            uptime=int(time.time() - self.start_time),
+            stats=dict(self.counters),
+            messages={avp.MSG_NAMES.get(k, str(k)): {"rx": v[0], "tx": v[1], "rx_bad": v[2]}
+                      for k, v in sorted(self.msg_counters.items())})
+        return out
+
+    def m_system_modify(self, p, conn):
+        if p.pop("reset_statistics", False):
+            self.counters = dict.fromkeys(SYSTEM_COUNTERS, 0)
+            self.msg_counters = {}
+        self.system.update(p)
+        return self.m_system_get({}, conn)
+
+    # -- profiles (one implementation for the four kinds)
+    def _profile_method(kind, verb):
+        def m(self, p, conn):
+            return self.profile_op(kind, verb, p)
+        m.__name__ = f"m_{kind}_profile_{verb}"
+        return m
+
+    def profile_op(self, kind, verb, p):
+        profs = self.profiles[kind]
+        if verb == "list":
+            return sorted(profs.items)
+        name = p.pop("profile_name", None)
+        if not name:
+            raise RpcError.param(rpc_unix.ERR_PROFILE_NAME_MISSING, "profile_name",
+                                 "a profile name is required")
+        if verb == "create":
+            if name in profs.items:
+                raise RpcError.param(rpc_unix.ERR_PROFILE_ALREADY_EXISTS, "profile_name",
+                                     f"{kind} profile {name!r} already exists", name)
+            self._check_profile_values(kind, p)
+            profs.items[name] = dict(p)
+            self.event("profile_created", kind=kind, profile_name=name)
+            return {"profile_name": name}
+        prof = profs.items.get(name)
+        if prof is None:
+            code = {"tunnel": rpc_unix.ERR_TUNNEL_PROFILE_NOT_FOUND,
+                    "session": rpc_unix.ERR_SESSION_PROFILE_NOT_FOUND,
+                    "ppp": rpc_unix.ERR_PPP_PROFILE_NOT_FOUND,
+                    "peer": rpc_unix.ERR_PEER_PROFILE_NOT_FOUND}[kind]
+            raise RpcError.param(code, "profile_name", f"no {kind} profile named {name!r}",
+                                 name)
+        if verb == "get":
+            out = profs.resolved(name)
+            out["profile_name"] = name
+            out["explicit"] = sorted(prof)
+            if kind == "tunnel":
+                out["secret"] = "********" if out.get("secret") else None
+            return out
+        if verb == "modify":
+            self._check_profile_values(kind, p)
+            prof.update(p)
+            return {"profile_name": name}
+        if verb == "unset":
+            for k, v in p.items():
+                if v:
+                    prof.pop(k, None)
+            return {"profile_name": name}
+        if verb == "delete":
+            if name == "default":
+                raise RpcError.param(rpc_unix.ERR_NOT_PERMITTED, "profile_name",
+                                     f"the default {kind} profile cannot be deleted", name)
+            del profs.items[name]
+            self.event("profile_deleted", kind=kind, profile_name=name)
+            return {"profile_name": name}
+        raise RpcError(rpc_unix.ERR_METHOD_NOT_FOUND, f"unknown verb {verb}")
+
+    def _check_profile_values(self, kind, p):
+        if kind == "tunnel" and p.get("hide_avps") and not p.get("secret"):
+            raise RpcError.param(rpc_unix.ERR_TUNNEL_HIDE_AVPS_NEEDS_SECRET, "hide_avps",
+                                 "hiding AVPs needs a secret in the same profile", True)
+
+    # -- tunnels
+    def m_tunnel_create(self, p, conn):
+        rec = self.create_tunnel(p, self.clock())
+        return {"tunnel_id": rec.tid, "tunnel_name": rec.name}
+
+    def m_tunnel_delete(self, p, conn):
+        rec = self.find_tunnel(p)
+        now = self.clock()
+        rec.deleted = True
+        if rec.name and self.tunnel_names.get(rec.name) == rec.tid:
+            del self.tunnel_names[rec.name]   # the name is free at once
+        if rec.t.state in ("closing", "closed"):
+            return {"tunnel_id": rec.tid}
+        reason = p.get("reason") or "deleted by the administrator"
+        self.dirty.add(rec.tid)
+        self.apply(rec, rec.t.close(now, avp.STOPCCN_GENERAL, None, reason), now)
+        return {"tunnel_id": rec.tid}
+
+    def m_tunnel_modify(self, p, conn):
+        rec = self.find_tunnel(p)
+        changes = {k: v for k, v in p.items() if k not in ("tunnel_id", "tunnel_name")}
+        if "hide_avps" in changes and changes["hide_avps"] and not rec.params.get("secret"):
+            raise RpcError.param(rpc_unix.ERR_TUNNEL_HIDE_AVPS_NEEDS_SECRET, "hide_avps",
+                                 "this tunnel has no secret", True)
+        self._check_profile_refs(changes, ("peer_profile_name", "session_profile_name",
+                                           "ppp_profile_name"))
+        rec.params.update(changes)
+        rec.create_params.update(changes)
+        ch = rec.t.channel
+        ms = {"hello_timeout": 1000, "retry_timeout": 1000, "max_retry_timeout": 1000,
+              "max_retries": 1, "tx_window_size": 1}
+        for k, factor in ms.items():
+            if k in changes:
+                setattr(ch, k, changes[k] * factor)
+        if "tx_window_size" in changes:
+            ch.set_peer_window(ch.peer_rx_window_size)
+        if "hide_avps" in changes:
+            rec.t.config.hide_avps = changes["hide_avps"]
+        self.dirty.add(rec.tid)
+        return self.tunnel_info(rec, self.clock())
+
+    def m_tunnel_get(self, p, conn):
+        return self.tunnel_info(self.find_tunnel(p), self.clock())
+
+    def m_tunnel_list(self, p, conn):
+        recs = sorted(self.tunnels.values(), key=lambda r: r.tid)
+        if p.get("local_only"):
+            recs = [r for r in recs if r.created_by_admin]
+        if p.get("remote_only"):
+            recs = [r for r in recs if not r.created_by_admin]
+        return [{"tunnel_id": r.tid, "tunnel_name": r.name, "state": r.t.state,
+                 "peer_tunnel_id": r.t.peer_tunnel_id, "dest_ipaddr": r.peer[0],
+                 "num_sessions": len(r.sessions)} for r in recs]
+
+    # -- sessions
+    def m_session_create(self, p, conn):
+        srec = self.create_session(p, self.clock())
+        return {"tunnel_id": srec.tunnel.tid, "session_id": srec.sid,
+                "session_name": srec.name}
+
+    def m_session_delete(self, p, conn):
+        rec, srec = self.find_session(p)
+        now = self.clock()
+        reason = p.get("reason") or "deleted by the administrator"
+        rec.admin_sessions = [c for c in rec.admin_sessions
+                              if not (srec.name and c.get("session_name") == srec.name)]
+        self.dirty.add(rec.tid)
+        self.apply(rec, rec.t.session_close(now, srec.sid, avp.CDN_ADMIN, None, reason), now)
+        return {"tunnel_id": rec.tid, "session_id": srec.sid}
+
+    def m_session_modify(self, p, conn):
+        rec, srec = self.find_session(p)
+        changes = {k: v for k, v in p.items() if k in SESSION_MODIFIABLE}
+        srec.params.update(changes)
+        return self.session_info(rec, srec)
+
+    def m_session_get(self, p, conn):
+        rec, srec = self.find_session(p)
+        return self.session_info(rec, srec)
+
+    def m_session_list(self, p, conn):
+        if p.get("tunnel_id") is None and p.get("tunnel_name") is None:
+            recs = sorted(self.tunnels.values(), key=lambda r: r.tid)
+        else:
+            recs = [self.find_tunnel(p)]
+        out = []
+        for rec in recs:
+            for sid in sorted(rec.sessions):
+                srec = rec.sessions[sid]
+                if p.get("local_only") and not srec.created_by_admin:
+                    continue
+                if p.get("remote_only") and srec.created_by_admin:
+                    continue
+                s = rec.t.sessions.get(sid)
+                out.append({"tunnel_id": rec.tid, "session_id": sid, "session_name": srec.name,
+                            "session_type": srec.params.get("session_type"),
+                            "state": s.state if s is not None else "closed",
+                            "peer_session_id": s.peer_session_id if s is not None else None})
+        return out
+
+    # -- runtime peers and users
+    def m_peer_list(self, p, conn):
+        peers = {}
+        for rec in self.tunnels.values():
+            key = (rec.local or self.listen_addr, rec.peer[0])
+            peers[key] = peers.get(key, 0) + 1
+        return [{"local_addr": k[0], "peer_addr": k[1], "num_tunnels": n}
+                for k, n in sorted(peers.items())]
+
+    def m_peer_get(self, p, conn):
+        want = p.get("peer_ipaddr")
+        for row in self.m_peer_list({}, conn):
+            if row["peer_addr"] == want:
+                return row
+        raise RpcError.param(rpc_unix.ERR_PEER_NOT_FOUND, "peer_ipaddr",
+                             f"no tunnel with peer {want}", want)
+
+    def m_user_list(self, p, conn):
+        out = []
+        for rec in self.tunnels.values():
+            for srec in rec.sessions.values():
+                if srec.params.get("user_name"):
+                    out.append({"user_name": srec.params["user_name"], "tunnel_id": rec.tid,
+                                "session_id": srec.sid,
+                                "created_by_admin": srec.created_by_admin})
+        return sorted(out, key=lambda r: (r["tunnel_id"], r["session_id"]))
+
+    # -- events, config, describe
+    def m_events_subscribe(self, p, conn):
+        names = p.get("events")
+        conn.subscribed = set(names) if names else True
+        return {"subscribed": sorted(names) if names else "all"}
+
+    def m_events_unsubscribe(self, p, conn):
+        conn.subscribed = False
+        return {"subscribed": None}
+
+    def m_config_save(self, p, conn):
+        path = p.get("file") or self.config_file
+        if not path:
+            raise RpcError.param(rpc_unix.ERR_PARAM_MISSING, "file",
+                                 "no file given and the daemon has no -c file")
+        text = self.config_text()
+        tmp = f"{path}.tmp.{os.getpid()}"
+        try:
+            with open(tmp, "w") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except OSError as e:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise RpcError.param(rpc_unix.ERR_CONFIG_FILE, "file", f"cannot write: {e}", path)
+        return {"file": path, "lines": text.count("\n")}
+
+    def m_config_restore(self, p, conn):
+        path = p["file"]
+        try:
+            n = self.apply_config_file(path)
+        except rpc_unix.ConfigError as e:
+            raise RpcError(rpc_unix.ERR_CONFIG_FILE, str(e),
+                           {"file": e.filename, "line": e.lineno})
+        return {"file": path, "commands": n}
+
+    def m_rpc_describe(self, p, conn):
+        return self.describe()
+
+    _describe = None
+
+    def describe(self):
+        if Daemon._describe is None:
+            Daemon._describe = _build_describe()
+        return Daemon._describe
+
+    # ------------------------------------------------------------- config file
+    def apply_config_file(self, path):
+        """Apply a config file of l2tpctl commands. All-or-nothing for profiles and
+        the system object: an error restores them and raises ConfigError naming the
+        line. Tunnel and session commands are checked first, then run in order."""
+        try:
+            with open(path) as f:
+                text = f.read()
+        except OSError as e:
+            raise rpc_unix.ConfigError(f"cannot read: {e.strerror}", path, None)
+        cmds = rpc_unix.parse_config(text, path, rpc_unix.CONFIG_VERBS)
+        saved = ({k: v.copy() for k, v in self.profiles.items()}, dict(self.system))
+        later = []
+        try:
+            for lineno, method, params in cmds:
+                if method not in self.methods:
+                    raise rpc_unix.ConfigError(f"unknown command {method}", path, lineno)
+                try:
+                    typed = rpc_unix.coerce_params(method, params,
+                                                   self.describe()[method]["params"])
+                    obj = method.split(".")[0]
+                    if obj in ("tunnel", "session"):
+                        self._config_check(method, typed)
+                        later.append((lineno, method, typed))
+                    elif method.endswith("_profile.create") and \
+                            typed.get("profile_name") in \
+                            self.profiles[obj[:-8]].items:
+                        # Re-applied on SIGHUP: an existing profile is modified.
+                        self.profile_op(obj[:-8], "modify", typed)
+                    else:
+                        self.methods[method](self, typed, None)
+                except RpcError as e:
+                    raise rpc_unix.ConfigError(e.message, path, lineno)
+        except rpc_unix.ConfigError:
+            self.profiles, self.system = saved
+            raise
+        now = self.clock()
+        for lineno, method, typed in later:
+            try:
+                self._config_run(method, typed, now)
+            except RpcError as e:
+                self.log.error(f"{path}:{lineno}: {e.message}")
+        self.config_file = self.config_file or path
+        return len(cmds)
+
+    def _config_check(self, method, p):
+        if method == "tunnel.create":
+            if p.get("tunnel_name") in self.tunnel_names:
+                return
+            self.create_tunnel(p, 0, validate_only=True)
+        elif method == "session.create":
+            name = p.get("tunnel_name")
+            if name is not None and name not in self.tunnel_names and p.get("tunnel_id") \
+                    is None:
+                return  # the tunnel is created by an earlier line of the same file
+            rec = self.find_tunnel(p) if (name in self.tunnel_names
+                                          or p.get("tunnel_id")) else None
+            if rec is not None and p.get("session_name") not in rec.session_names:
+                self._create_session_in(rec, p, 0, validate_only=True)
+
+    def _config_run(self, method, p, now):
+        if method == "tunnel.create" and p.get("tunnel_name") in self.tunnel_names:
+            mod = {k: v for k, v in p.items() if k in TUNNEL_MODIFIABLE}
+            mod["tunnel_name"] = p["tunnel_name"]
+            self.m_tunnel_modify(mod, None)
+        elif method == "session.create":
+            rec = self.find_tunnel(p)
+            if p.get("session_name") in rec.session_names:
+                return
+            self._create_session_in(rec, p, now)
+        else:
+            self.methods[method](self, p, None)
+
+    def config_text(self):
+        """The current profiles, system settings and admin tunnels/sessions as
+        config-file commands (restart with it to restore them)."""
+        lines = [f"# written by l2tpd {VERSION} on {_iso(time.time())}"]
+        sysmod = {k: v for k, v in self.system.items()
+                  if v != SYSTEM[k].get("default") and v is not None}
+        if sysmod:
+            lines.append(rpc_unix.format_command("system.modify", sysmod))
+        for kind in ("ppp", "session", "tunnel", "peer"):
+            profs = self.profiles[kind]
+            for name in sorted(profs.items, key=lambda n: (n != "default", n)):
+                vals = dict(profs.items[name])
+                if name == "default" and not vals:
+                    continue
+                verb = "modify" if name == "default" else "create"
+                vals = dict(profile_name=name, **vals)
+                lines.append(rpc_unix.format_command(f"{kind}_profile.{verb}", vals))
+        for rec in sorted(self.tunnels.values(), key=lambda r: r.tid):
+            if not rec.created_by_admin or rec.deleted:
+                continue
+            cp = dict(rec.create_params)
+            cp.pop("tunnel_id", None)
+            if not cp.get("tunnel_name"):
+                cp["tunnel_name"] = rec.name = f"tunnel{rec.tid}"
+                self.tunnel_names[rec.name] = rec.tid
+            lines.append(rpc_unix.format_command("tunnel.create", cp))
+            for sp in rec.admin_sessions:
+                sp = dict(sp)
+                sp.pop("session_id", None)
+                sp["tunnel_name"] = cp["tunnel_name"]
+                lines.append(rpc_unix.format_command("session.create", sp))
+        return "\n".join(lines) + "\n"
+
+    methods = {}
+
+
+def _build_methods():
+    m = {
+        "system.get": Daemon.m_system_get, "system.modify": Daemon.m_system_modify,
+        "tunnel.create": Daemon.m_tunnel_create, "tunnel.delete": Daemon.m_tunnel_delete,
+        "tunnel.modify": Daemon.m_tunnel_modify, "tunnel.get": Daemon.m_tunnel_get,
+        "tunnel.list": Daemon.m_tunnel_list,
+        "session.create": Daemon.m_session_create, "session.delete": Daemon.m_session_delete,
+        "session.modify": Daemon.m_session_modify, "session.get": Daemon.m_session_get,
+        "session.list": Daemon.m_session_list,
+        "peer.list": Daemon.m_peer_list, "peer.get": Daemon.m_peer_get,
+        "user.list": Daemon.m_user_list,
+        "events.subscribe": Daemon.m_events_subscribe,
+        "events.unsubscribe": Daemon.m_events_unsubscribe,
+        "config.save": Daemon.m_config_save, "config.restore": Daemon.m_config_restore,
+        "rpc.describe": Daemon.m_rpc_describe,
+    }
+    for kind in PROFILE_KINDS:
+        for verb in ("create", "delete", "modify", "get", "list", "unset"):
+            m[f"{kind}_profile.{verb}"] = Daemon._profile_method(kind, verb)
+    return m
+
+
+def _only(spec, names):
+    return {k: spec[k] for k in names}
+
+
+def _bools(spec):
+    return {k: _p("bool", None, f"unset {k}") for k in spec}
+
+
+def _build_describe():
+    name = {"profile_name": _p("str", None, "profile name", required=True)}
+    sel = {"local_only": _p("bool", False, "only objects created here"),
+           "remote_only": _p("bool", False, "only objects created by peers"),
+           "names": _p("bool", False, "names only")}
+    d = {
+        "system.get": ({}, "the system object: settings, status, counters"),
+        "system.modify": (dict(SYSTEM, reset_statistics=_p("bool", False, "zero counters")),
+                          "change system settings"),
+        "tunnel.create": (TUNNEL_CREATE, "create a tunnel to dest_ipaddr (we send SCCRQ)"),
+        "tunnel.delete": (dict(_TUNNEL_ID, **_REASON), "clear a tunnel (StopCCN)"),
+        "tunnel.modify": (dict(_TUNNEL_ID, **_only(TUNNEL_CREATE, TUNNEL_MODIFIABLE)),
+                          "change a tunnel at run time"),
+        "tunnel.get": (dict(_TUNNEL_ID, config=_p("bool", False, "configuration"),
+                            transport=_p("bool", False, "transport status")),
+                       "show one tunnel"),
+        "tunnel.list": (sel, "list tunnels"),
+        "session.create": (SESSION_CREATE, "create a session (ICRQ as LAC, OCRQ as LNS)"),
+        "session.delete": (dict(_SESSION_ID, **_REASON), "clear a session (CDN)"),
+        "session.modify": (dict(_SESSION_ID, **_only(SESSION_CREATE, SESSION_MODIFIABLE)),
+                           "change a session at run time"),
+        "session.get": (_SESSION_ID, "show one session"),
+        "session.list": (dict(_TUNNEL_ID, **sel), "list sessions (of one tunnel or all)"),
+        "peer.list": ({}, "peers we have tunnels with"),
+        "peer.get": ({"peer_ipaddr": _p("ipaddr", None, "peer address", required=True),
+                      "local_ipaddr": _p("ipaddr", None, "our address")}, "one peer"),
+        "user.list": ({}, "sessions with a PPP user name"),
+        "events.subscribe": ({"events": _p("flags", None, "event names (default all)",
+                                           choices=list(EVENT_NAMES))},
+                             "push events to this connection"),
+        "events.unsubscribe": ({}, "stop pushing events"),
+        "config.save": ({"file": _p("str", None, "where (default: the -c file)")},
+                        "write profiles, system settings and admin tunnels/sessions"),
+        "config.restore": ({"file": _p("str", None, "config file", required=True)},
+                           "apply a config file"),
+        "rpc.describe": ({}, "this schema"),
+    }
+    for kind, spec in PROFILE_KINDS.items():
+        d[f"{kind}_profile.create"] = (dict(name, **spec), f"create a {kind} profile")
+        d[f"{kind}_profile.modify"] = (dict(name, **spec), f"change a {kind} profile")
+        d[f"{kind}_profile.unset"] = (dict(name, **_bools(spec)),
+                                      f"return {kind} profile parameters to inheritance")
+        d[f"{kind}_profile.get"] = (name, f"show a {kind} profile")
+        d[f"{kind}_profile.delete"] = (name, f"delete a {kind} profile")
+        d[f"{kind}_profile.list"] = ({}, f"list {kind} profiles")
+    return {m: {"help": h, "params": p} for m, (p, h) in d.items()}
+
+
+EVENT_NAMES = ("tunnel_created", "tunnel_up", "tunnel_down", "tunnel_deleted",
+               "session_created", "session_up", "session_down", "session_deleted",
+               "session_info", "profile_created", "profile_deleted")
+
+Daemon.methods = _build_methods()
+Daemon._t0 = 0
+
+
+# ------------------------------------------------------------------ helpers
+class _Reader:
+    def __init__(self, fn):
+        self.on_readable = fn
+
+    def on_writable(self, now):
+        pass
+
+
+def _iso(t):
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+def _result(r):
+    if not r:
+        return None
+    r = tuple(r) + (None, None)
+    return {"result_code": r[0], "error_code": r[1], "error_message": r[2]}
+
+
+def _jsonable(v):
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, (bytes, bytearray)):
+        return v.hex()
+    return v
+
+
+def _sccrq_host_name(body):
+    """The Host Name AVP of an SCCRQ body without decoding it (never hidden: 4.3)."""
+    pos, n = 8, len(body)
+    while pos + 6 <= n:
+        flags, vendor, attr = struct.unpack_from("!HHH", body, pos)
+        length = flags & 0x3FF
+        if length < 6 or pos + length > n:
+            return None
+        if vendor == 0 and attr == avp.HOST_NAME and not flags & 0x4000:
+            return bytes(body[pos + 6:pos + length]).decode("utf-8", "replace")
+        pos += length
+    return None
+
+
+def _call_params(p, stype):
+    """The fsm's session_open params from resolved session parameters."""
+    call = {
+        "framing_type": _CAPS.get(p.get("framing_type") or "any", 3),
+        "bearer_type": _CAPS.get(p.get("bearer_type") or "any", 3),
+        "tx_connect_speed": p.get("tx_connect_speed") or 0,
+        "sequencing_required": bool(p.get("sequencing_required")),
+    }
+    speed = p.get("connect_speed")
+    if speed:
+        try:
+            parts = [int(x) for x in speed.split(":")]
+        except ValueError:
+            raise RpcError.param(rpc_unix.ERR_PARAM_BAD_VALUE, "connect_speed",
+                                 "expected speed[:txspeed] in bit/s", speed)
+        call["rx_connect_speed"] = parts[0]
+        call["tx_connect_speed"] = parts[-1]
+    elif p.get("rx_connect_speed"):
+        call["rx_connect_speed"] = p["rx_connect_speed"]
+    for k in ("minimum_bps", "maximum_bps"):
+        if p.get(k) is not None:
+            call[k] = p[k]
+    if stype == "lnoc":
+        call.setdefault("maximum_bps", 0)
+        call["called_number"] = p.get("called_number") or ""
+    for k in ("called_number", "calling_number", "sub_address"):
+        if p.get(k) is not None:
+            call[k] = p[k]
+    if p.get("priv_group_id"):
+        call["private_group_id"] = p["priv_group_id"].encode()
+    if p.get("session_id"):
+        call["session_id"] = p["session_id"]
+    if p.get("proxy_auth_type"):
+        call["proxy_authen_type"] = _PROXY_TYPES[p["proxy_auth_type"]]
+        if p.get("proxy_auth_name"):
+            call["proxy_authen_name"] = p["proxy_auth_name"]
+        for k, n in (("proxy_auth_challenge", "proxy_authen_challenge"),
+                     ("proxy_auth_response", "proxy_authen_response")):
+            if p.get(k):
+                try:
+                    call[n] = bytes.fromhex(p[k])
+                except ValueError:
+                    raise RpcError.param(rpc_unix.ERR_PARAM_BAD_VALUE, k,
+                                         "expected hex octets", p[k])
+    return call
+
+
+# ------------------------------------------------------------------ main
+def parse_trace_flags(text):
+    try:
+        return rpc_unix.coerce_value("-d", text, _FLAGS)
+    except RpcError as e:
+        raise argparse.ArgumentTypeError(e.message)
+
+
+def parse_args(argv):
+    ap = argparse.ArgumentParser(prog="l2tpd", description="L2TP (RFC 2661) LAC/LNS daemon")
+    ap.add_argument("-f", action="store_true", help="stay in the foreground, log to stderr")
+    ap.add_argument("-c", metavar="FILE", help="config file of l2tpctl commands")
+    ap.add_argument("-s", metavar="PATH", help="RPC socket (default /run/l2tpd/l2tpd.sock "
+                    "as root, ./l2tpd.sock otherwise)")
+    ap.add_argument("-a", metavar="ADDR", default="0.0.0.0", help="listen address (all)")
+    ap.add_argument("-u", metavar="PORT", type=int, default=L2TP_PORT,
+                    help="UDP port (1701)")
+    ap.add_argument("--dataplane", choices=("auto", "kernel", "userspace", "null"),
+                    default="auto", help="data path (auto)")
+    ap.add_argument("-d", metavar="FLAGS", type=parse_trace_flags, default=0,
+                    help="system trace flags: a mask or a comma list of "
+                    + ",".join(TRACE_CHOICES))
+    ap.add_argument("-P", metavar="PIDFILE", help="write our pid here")
+    ap.add_argument("-p", metavar="PLUGIN", action="append", default=[],
+                    help="load a plugin (a Python file); repeatable")
+    ap.add_argument("-g", metavar="GROUP", help="group that may use the RPC socket")
+    return ap.parse_args(argv)
+
+
+def setup_logging(foreground):
+    log = logging.getLogger("l2tpd")
+    log.setLevel(logging.INFO)
+    if foreground:
+        h = logging.StreamHandler(sys.stderr)
+        h.setFormatter(logging.Formatter("%(asctime)s l2tpd: %(message)s"))
+    elif os.path.exists("/dev/log"):
+        h = logging.handlers.SysLogHandler("/dev/log", logging.handlers.SysLogHandler.LOG_DAEMON)
+        h.setFormatter(logging.Formatter("l2tpd[%(process)d]: %(message)s"))
+    else:
+        h = logging.StreamHandler(sys.stderr)
+    log.handlers[:] = [h]
+    return log
+
+
+def daemonize():
+    if os.fork():
+        os._exit(0)
+    os.setsid()
+    if os.fork():
+        os._exit(0)
+    fd = os.open(os.devnull, os.O_RDWR)
+    for i in (0, 1, 2):
+        os.dup2(fd, i)
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    log = setup_logging(args.f)
+    sock_path = args.s or rpc_unix.default_socket_path({})
+    try:
+        d = Daemon(listen_addr=args.a, port=args.u, sock_path=sock_path,
+                   dataplane=args.dataplane, trace_flags=args.d, foreground=args.f, log=log,
+                   sock_group=int(args.g) if args.g and args.g.isdigit() else args.g)
+    except kernel.DataPathError as e:
+        print(f"l2tpd: {e}", file=sys.stderr)
+        return 1
+    Daemon._t0 = d.clock()
+    if args.c:
+        try:
+            d.apply_config_file(args.c)
+        except rpc_unix.ConfigError as e:
+            print(f"l2tpd: {e}", file=sys.stderr)
+            return 1
+    for path in args.p:
+        try:
+            d.load_plugin(path)
+        except Exception as e:
+            print(f"l2tpd: plugin {path}: {e}", file=sys.stderr)
+            return 1
+    try:
+        d.open()
+    except OSError as e:
+        print(f"l2tpd: cannot open sockets: {e}", file=sys.stderr)
+        d.close()
+        return 1
+    if not args.f:
+        daemonize()
+    if args.P:
+        with open(args.P, "w") as f:
+            f.write(f"{os.getpid()}\n")
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, d.on_signal)
+    log.info(f"l2tpd {VERSION} listening on {d.listen_addr}:{d.port}, data path "
+             f"{d.dp.name}, RPC socket {d.sock_path}")
+    if args.f:
+        print(f"l2tpd: RPC socket {d.sock_path} (l2tpctl -s {d.sock_path} ...)",
+              file=sys.stderr, flush=True)
+    try:
+        d.run()
+    finally:
+        d.close()
+        if args.P:
+            try:
+                os.unlink(args.P)
+            except OSError:
+                pass
+    log.info("l2tpd stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1102,45 +1102,36 @@ class Daemon:
         return mod
 
     # ------------------------------------------------------------- lookups
-    def find_tunnel(self, params):
-        tid, name = params.get("tunnel_id"), params.get("tunnel_name")
-        if tid is None and name is None:
-            raise RpcError.param(rpc_unix.ERR_PARAM_MISSING, "tunnel_id",
-                                 "give tunnel_id or tunnel_name")
+    @staticmethod
+    def _find(what, by_id, by_name, params, id_key, name_key, code, where=""):
+        """An object addressed by id or by name (OpenL2TP's convention); both given
+        must agree. `what` names it in errors ("tunnel", "session")."""
+        oid, name = params.get(id_key), params.get(name_key)
+        if oid is None and name is None:
+            raise RpcError.param(rpc_unix.ERR_PARAM_MISSING, id_key,
+                                 f"give {id_key} or {name_key}")
         if name is not None:
-            t = self.tunnel_names.get(name)
-            if t is None:
-                raise RpcError.param(rpc_unix.ERR_TUNNEL_NOT_FOUND, "tunnel_name",
-                                     f"no tunnel named {name!r}", name)
-            if tid is not None and tid != t:
-                raise RpcError.param(rpc_unix.ERR_PARAM_CONFLICT, "tunnel_id",
-                                     f"tunnel {name!r} has id {t}, not {tid}", tid)
-            return self.tunnels[t]
-        rec = self.tunnels.get(tid)
-        if rec is None:
-            raise RpcError.param(rpc_unix.ERR_TUNNEL_NOT_FOUND, "tunnel_id",
-                                 f"no tunnel with id {tid}", tid)
-        return rec
+            found = by_name.get(name)
+            if found is None:
+                raise RpcError.param(code, name_key, f"no {what} named {name!r}{where}", name)
+            if oid is not None and oid != found:
+                raise RpcError.param(rpc_unix.ERR_PARAM_CONFLICT, id_key,
+                                     f"{what} {name!r} has id {found}, not {oid}", oid)
+            oid = found
+        obj = by_id.get(oid)
+        if obj is None:
+            raise RpcError.param(code, id_key, f"no {what} with id {oid}{where}", oid)
+        return obj
+
+    def find_tunnel(self, params):
+        return self._find("tunnel", self.tunnels, self.tunnel_names, params, "tunnel_id",
+                          "tunnel_name", rpc_unix.ERR_TUNNEL_NOT_FOUND)
 
     def find_session(self, params):
         rec = self.find_tunnel(params)
-        sid, name = params.get("session_id"), params.get("session_name")
-        if sid is None and name is None:
-            raise RpcError.param(rpc_unix.ERR_PARAM_MISSING, "session_id",
-                                 "give session_id or session_name")
-        if name is not None:
-            s = rec.session_names.get(name)
-            if s is None:
-                raise RpcError.param(rpc_unix.ERR_SESSION_NOT_FOUND, "session_name",
-                                     f"no session named {name!r} in tunnel {rec.tid}", name)
-            if sid is not None and sid != s:
-                raise RpcError.param(rpc_unix.ERR_PARAM_CONFLICT, "session_id",
-                                     f"session {name!r} has id {s}, not {sid}", sid)
-            sid = s
-        srec = rec.sessions.get(sid)
-        if srec is None:
-            raise RpcError.param(rpc_unix.ERR_SESSION_NOT_FOUND, "session_id",
-                                 f"no session {sid} in tunnel {rec.tid}", sid)
+        srec = self._find("session", rec.sessions, rec.session_names, params, "session_id",
+                          "session_name", rpc_unix.ERR_SESSION_NOT_FOUND,
+                          f" in tunnel {rec.tid}")
         return rec, srec
 
     # ------------------------------------------------------------- tunnels

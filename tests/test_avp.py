@@ -9,17 +9,11 @@ import struct
 
 import avp
 from samples import SAMPLES, SECRET, Rng
+from util import raises
 
 MPY = True
 
 
-def raises(exc, fn, *args, **kw):
-    """Call fn and return the exception of type exc it raised (fail otherwise)."""
-    try:
-        fn(*args, **kw)
-    except exc as e:
-        return e
-    raise AssertionError(f"{fn} did not raise {exc.__name__}")
 
 
 def unhex(s):

@@ -6,7 +6,7 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 MODULES := l2tpd.py avp.py ctrlchan.py fsm.py ppp.py kernel.py rpc_unix.py l2tpctl.py
 
-.PHONY: run test test-mpy test-root bench lint install clean
+.PHONY: venv run test test-mpy test-root bench lint install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,9 @@ $(VENV)/.test-deps: requirements-test.txt $(VENV)/.runtime-deps
 	$(BIN)/pip install -q -r requirements-test.txt
 	touch $@
 
+# The venv with the runtime dependency, for running l2tpd by hand (.venv/bin/python l2tpd.py).
+venv: $(VENV)/.runtime-deps
+
 # Start the daemon in the foreground with its embedded defaults.
 run: $(VENV)/.runtime-deps
 	@if [ ! -f l2tpd.py ]; then echo "make run: l2tpd.py does not exist yet (the daemon lands with issue 5)"; exit 1; fi
@@ -30,6 +33,12 @@ test: $(VENV)/.test-deps
 # The protocol modules' own tests under MicroPython (the unix port from PyPI).
 test-mpy: $(VENV)/.test-deps
 	$(BIN)/micropython tests/run.py
+
+# The suites that need root: network namespaces, TUN devices, socket permissions.
+test-root: $(VENV)/.test-deps
+	$(BIN)/python -m pytest -q tests/test_netns.py tests/test_tun.py \
+		tests/test_daemon.py::test_daemon_socket_refuses_a_user_outside_its_group \
+		tests/test_rpc_unix.py::test_socket_refuses_user_outside_group
 
 lint: $(VENV)/.test-deps
 	$(BIN)/ruff check .

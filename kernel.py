@@ -34,8 +34,9 @@ Data sequencing (RFC 2661 5.4), as implemented:
   without S turns it off (5.4: "MUST begin"/"MUST stop"). Turning it back on resumes
   the numbering where it stopped (5.4). Nr in data messages is sent 0 and ignored (3.1).
 - Receiving: whenever a data message carries Ns it is checked against the next
-  expected number (16-bit serial arithmetic: up to 32767 ahead is "ahead", the rest is
-  "behind"). In order: delivered. Behind (duplicate or too late): discarded, counted in
+  expected number, which starts at 0 (3.1: Ns begins at zero) and continues across
+  periods without sequencing (16-bit serial arithmetic: up to 32767 ahead is "ahead",
+  the rest is "behind"). In order: delivered. Behind (duplicate or too late): discarded, counted in
   data_rx_oos_discards; after RESYNC_AFTER such discards in a row the peer is taken to
   have restarted its numbering and we follow it. Ahead (a gap): counted in
   data_rx_oos_packets and, when reorder_timeout > 0, held in a per-session buffer of at
@@ -297,7 +298,7 @@ class _Session:
         self.seq_required = bool(info.get("sequencing_required"))
         self.send_seq = self.seq_required or bool(info.get("use_sequence_numbers"))
         self.ns_out = 0              # our next Ns
-        self.rx_next = None          # next expected Ns from the peer (None: none seen)
+        self.rx_next = 0             # next expected Ns from the peer (3.1: Ns starts at 0)
         self.behind_run = 0          # consecutive "behind" packets (resync)
         self.held = {}               # ns -> (frame, deadline): waiting for a gap to fill
         self.reorder_timeout = int(info.get("reorder_timeout") or 0)
@@ -315,7 +316,8 @@ class UserspaceDataPath:
     tun_factory(name) -> object with fileno(), read(), write(pkt),
     configure(local_ip, peer_ip, mtu), close() and .name; default: a real TUN.
     engine_factory(role, config_kwargs, rng, log) -> a ppp.PPPEngine-like object;
-    default: ppp.PPPEngine(role, ppp.PPPConfig(**config_kwargs), rng, log).
+    default: host.new_ppp_engine (the daemon builds ppp.PPPEngine(role,
+    ppp.PPPConfig(**config_kwargs), rng, log)).
     clock() -> ms: used only where the interface passes no `now` (session_up);
     default host.clock, else the monotonic clock. rng(n): default host.rng, else os.urandom.
     """
@@ -329,7 +331,9 @@ class UserspaceDataPath:
         self.reason = reason
         self.rtnl = None
         self.tun_factory = tun_factory or self._real_tun
-        self.engine_factory = engine_factory or _ppp_engine
+        # The PPP engine comes from the daemon (host.new_ppp_engine), so that this
+        # module imports no protocol module but avp (DESIGN.md's arrows).
+        self.engine_factory = engine_factory or getattr(host, "new_ppp_engine", None)
         self.clock = clock or getattr(host, "clock", None) or _monotonic_ms
         self.rng = rng or getattr(host, "rng", None) or os.urandom
         self.tunnels = {}            # tid -> peer tunnel id
@@ -454,12 +458,15 @@ class UserspaceDataPath:
             s.ifname = s.tun.name
             self.host.watch(s.tun.fileno(), s, 1)
         except Exception as e:
-            s.fail = f"cannot create TUN device {s.ifname!r}: {_errtext(e)}"
+            what = f"TUN device {s.ifname}" if s.ifname else "TUN device"
+            s.fail = f"cannot create {what}: {_errtext(e) if isinstance(e, OSError) else e}"
             self._log(s.fail, s)
             self._close_tun(s)
             self._arm(s, "kick", now)
             return
         try:
+            if self.engine_factory is None:
+                raise RuntimeError("no PPP engine: the host offers no new_ppp_engine")
             s.eng = self.engine_factory(role, self._engine_config(s), self.rng, self._englog(s))
             s.eng.open(now)
             for frame in s.eng.frames_to_send(now):
@@ -551,7 +558,7 @@ class UserspaceDataPath:
         info = s.info
         kw = dict(info.get("ppp") or {})
         secrets_file = kw.pop("secrets_file", None)
-        pool_name = kw.pop("ip_pool_name", None)
+        pool_name = kw.get("ip_pool_name")  # the engine names it in its reasons
         for k in ("user_name", "user_password"):
             if info.get(k):
                 kw[k] = info[k]
@@ -708,8 +715,6 @@ class UserspaceDataPath:
             return
         if s.role == "client":
             s.send_seq = True               # 5.4: the LAC MUST begin sending Ns
-        if s.rx_next is None:
-            s.rx_next = ns
         off = seq_offset(ns, s.rx_next)
         if off == 0:
             s.behind_run = 0
@@ -793,10 +798,6 @@ class UserspaceDataPath:
         self._pump(s, now)
 
 
-def _ppp_engine(role, config_kwargs, rng, log):
-    import ppp
-    return ppp.PPPEngine(role, ppp.PPPConfig(**config_kwargs), rng, log)
-
 
 # ------------------------------------------------------------------ what this machine has
 def kernel_l2tp_status():
@@ -843,6 +844,11 @@ def tun_status():
                            "(needs root or CAP_NET_ADMIN)")
         return False, f"cannot create TUN devices: /dev/net/tun: {_errtext(e)}"
     tun.close()
+    try:
+        import pyroute2.minimal  # noqa: F401 - addresses and links are set through it
+    except ImportError as e:
+        return False, (f"pyroute2-minimal is not installed ({e}): run l2tpd with the "
+                       "project's venv (.venv/bin/python) or pip install -r requirements.txt")
     return True, "/dev/net/tun usable"
 
 

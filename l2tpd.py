@@ -53,6 +53,7 @@ import time
 import avp
 import fsm
 import kernel
+import ppp
 import rpc_unix
 from rpc_unix import RpcError
 
@@ -190,6 +191,8 @@ PPP_PROFILE = {
     "local_name": _p("str", None, "our name for authentication"),
     "remote_name": _p("str", None, "the peer's name for authentication"),
     "proxy_arp": _p("bool", False, "proxy ARP for the peer"),
+    "secrets_file": _p("str", "/etc/ppp/chap-secrets", "pppd-format secrets (client server "
+                       "secret) for authenticating peers; CHAP and PAP"),
     "trace_flags": _FLAGS,
 }
 
@@ -409,7 +412,9 @@ class Daemon:
         self.running = False
         self.stopping = None     # deadline of a graceful stop
         self.config_file = None
-        self.dp = kernel.select(dataplane, self._dplog)
+        self.pools = {}          # name -> ppp.IpPool
+        self._secrets = {}       # path -> (mtime, entries)
+        self.dp = kernel.select(dataplane, self._dplog, self)
         self.sel = selectors.DefaultSelector()
         self.fds = {}
         self.sock = None
@@ -430,6 +435,61 @@ class Daemon:
 
     def _dplog(self, msg):
         self.trace(TRACE_BITS["data"], msg)
+
+    # ------------------------------------------------------------- data path host
+    # What kernel.py's data paths ask of the daemon (kernel.py's docstring).
+    def watch(self, fd, obj, events):
+        self._watch(fd, obj, events)
+
+    def send_data(self, tid, datagram):
+        rec = self.tunnels.get(tid)
+        if rec is None or self.sock is None:
+            return False
+        return self._sendto(rec, datagram)
+
+    def session_event(self, tid, sid, kind, info):
+        rec = self.tunnels.get(tid)
+        srec = rec.sessions.get(sid) if rec is not None else None
+        if srec is None:
+            return
+        now = self.clock()
+        if kind == "ppp-up":
+            srec.info["ppp"] = dict(info)
+            self.event("session_ppp_up", rec, srec, **{k: info.get(k) for k in
+                                                        ("local_ip", "peer_ip", "user")})
+        elif kind == "ppp-down":
+            reason = info.get("reason") or "PPP ended"
+            # RFC 2661 4.4.2: result 2 with a vendor error code and PPP's reason.
+            self.dirty.add(tid)
+            self.apply(rec, rec.t.session_close(now, sid, avp.CDN_ERROR, avp.ERR_VENDOR,
+                                                f"PPP: {reason}"), now)
+
+    def ippool_alloc(self, pool_name, owner):
+        pool = self.pools.get(pool_name)
+        return pool.alloc(owner) if pool is not None else None
+
+    def ippool_free(self, pool_name, addr):
+        pool = self.pools.get(pool_name)
+        if pool is not None:
+            pool.free(addr)
+
+    def secret_for(self, path, user):
+        """The password of `user` in a pppd-format secrets file, re-read when the
+        file changes."""
+        path = path or PPP_PROFILE["secrets_file"]["default"]
+        try:
+            mtime = os.stat(path).st_mtime_ns
+        except OSError as e:
+            self.log.warning(f"secrets file {path}: {e.strerror}")
+            return None
+        cached = self._secrets.get(path)
+        if cached is None or cached[0] != mtime:
+            cached = (mtime, ppp.read_secrets(path, self.log.warning))
+            self._secrets[path] = cached
+        return ppp.lookup_secret(cached[1], user)
+
+    def new_ppp_engine(self, role, config_kwargs, rng, log):
+        return ppp.PPPEngine(role, ppp.PPPConfig(**config_kwargs), rng, log)
 
     # ------------------------------------------------------------- sockets
     def open(self):
@@ -488,8 +548,8 @@ class Daemon:
             except Exception:
                 self.log.exception(f"while handling a datagram from {addr}")
 
-    def send(self, rec, data):
-        """Send one datagram to a tunnel's peer from the tunnel's local address."""
+    def _sendto(self, rec, data):
+        """One datagram to a tunnel's peer, from the address the tunnel uses."""
         try:
             if rec.local and self.listen_addr in ("0.0.0.0", ""):
                 pktinfo = struct.pack("=I4s4s", 0, socket.inet_aton(rec.local), bytes(4))
@@ -497,13 +557,20 @@ class Daemon:
                                   0, rec.peer)
             else:
                 self.sock.sendto(data, rec.peer)
-            self.counters["total_sent_control_frames"] += 1
-            mtype = avp.peek_message_type(data[12:])
-            if mtype:
-                self._msg_count(mtype, 1)
+            return True
         except OSError as e:
-            self.counters["total_control_frame_send_fails"] += 1
             self.trace(TRACE_BITS["transport"], f"tunnel {rec.tid}: send failed: {e}", rec)
+            return False
+
+    def send(self, rec, data):
+        """Send one control datagram (counted per message type)."""
+        if not self._sendto(rec, data):
+            self.counters["total_control_frame_send_fails"] += 1
+            return
+        self.counters["total_sent_control_frames"] += 1
+        mtype = avp.peek_message_type(data[12:])
+        if mtype:
+            self._msg_count(mtype, 1)
 
     def _msg_count(self, mtype, col):
         row = self.msg_counters.get(mtype)
@@ -818,8 +885,39 @@ class Daemon:
         if srec is None:
             return
         srec.info = dict(info)
-        self.dp.session_up(rec.tid, sid, info.get("peer_session_id"), info)
         self.event("session_up", rec, srec)
+        # The ICCN/OCCN that brought the session up leaves before its first data
+        # packet (our LCP request), else the peer drops data for a call it does not
+        # know yet and PPP waits a restart interval.
+        for d in rec.t.datagrams_to_send(now):
+            self.send(rec, d)
+        self.dp.session_up(rec.tid, sid, info.get("peer_session_id"),
+                           self._data_info(rec, srec, info))
+
+    def _data_info(self, rec, srec, info):
+        """What the data path needs for one session (kernel.py's session_up)."""
+        p = srec.params
+        stype = p.get("session_type") or info.get("session_type")
+        pp = self.profiles["ppp"].resolved(srec.ppp_profile_name
+                                           if srec.ppp_profile_name in self.profiles["ppp"].items
+                                           else "default")
+        # The tunnel's MTU (room for the L2TP/UDP/IP headers) caps the PPP profile's.
+        pp["mtu"] = min(rec.params.get("mtu") or 1460, pp.get("mtu") or 1500)
+        return {
+            "role": "server" if stype in ("lnic", "lnoc") else "client",
+            "session_type": stype,
+            "peer_tunnel_id": rec.t.peer_tunnel_id,
+            "peer_session_id": info.get("peer_session_id"),
+            "sequencing_required": bool(info.get("sequencing_required")
+                                        or p.get("sequencing_required")),
+            "use_sequence_numbers": bool(p.get("use_sequence_numbers")),
+            "reorder_timeout": p.get("reorder_timeout") or 0,
+            "interface_name": p.get("interface_name") or rec.params.get("interface_name"),
+            "mtu": pp["mtu"],
+            "user_name": p.get("user_name"), "user_password": p.get("user_password"),
+            "no_ppp": bool(p.get("no_ppp")),
+            "ppp": pp,
+        }
 
     def _act_session_down(self, rec, a, now):
         sid, reason = a[2], a[3]
@@ -969,9 +1067,10 @@ class Daemon:
 
     def next_timeout(self, now):
         best = self.heap[0][0] if self.heap else None
-        d = self.server.next_deadline() if self.server else None
-        if d is not None and (best is None or d < best):
-            best = d
+        for d in (self.server.next_deadline() if self.server else None,
+                  self.dp.next_deadline()):
+            if d is not None and (best is None or d < best):
+                best = d
         if best is None:
             return None
         return max(0, best - now) / 1000.0
@@ -999,6 +1098,12 @@ class Daemon:
                 if obj is not None and ev & selectors.EVENT_WRITE:
                     obj.on_writable(now)
             self.run_timers(now)
+            d = self.dp.next_deadline()
+            if d is not None and d <= now:
+                try:
+                    self.dp.on_timer(now)
+                except Exception:
+                    self.log.exception("data path timer")
             if self.server:
                 self.server.on_timer(now)
             self.flush(now)
@@ -1336,7 +1441,9 @@ class Daemon:
         out = dict(self.system)
         out.update(
             version=VERSION, udp_port=self.port, listen_addr=self.listen_addr,
-            dataplane=self.dp.name, socket=self.sock_path, pid=os.getpid(),
+            dataplane=self.dp.name, dataplane_reason=getattr(self.dp, "reason", None),
+            socket=self.sock_path, pid=os.getpid(),
+            num_ippools=len(self.pools),
             num_tunnels=len(self.tunnels), num_sessions=self.num_sessions,
             uptime=int(time.time() - self.start_time),
             stats=dict(self.counters),
@@ -1539,6 +1646,71 @@ class Daemon:
                                 "created_by_admin": srec.created_by_admin})
         return sorted(out, key=lambda r: (r["tunnel_id"], r["session_id"]))
 
+    # -- IP pools (OpenL2TP's ippoold, inside the daemon)
+    def _pool(self, p):
+        name = p.get("pool_name")
+        pool = self.pools.get(name)
+        if pool is None:
+            raise RpcError.param(rpc_unix.ERR_IPPOOL_NOT_FOUND, "pool_name",
+                                 f"no IP pool named {name!r}", name)
+        return pool
+
+    def _pool_call(self, fn, *args):
+        try:
+            return fn(*args)
+        except ppp.PPPError as e:
+            raise RpcError(rpc_unix.ERR_PARAM_BAD_VALUE, str(e))
+
+    def m_ippool_create(self, p, conn):
+        name = p["pool_name"]
+        if name in self.pools:
+            raise RpcError.param(rpc_unix.ERR_IPPOOL_ALREADY_EXISTS, "pool_name",
+                                 f"IP pool {name!r} already exists", name)
+        if p.get("first_addr") and not p.get("num_addrs"):
+            raise RpcError.param(rpc_unix.ERR_PARAM_MISSING, "num_addrs",
+                                 "first_addr needs num_addrs")
+        pool = self._pool_call(ppp.IpPool, name, p.get("first_addr"), p.get("num_addrs") or 0,
+                               p.get("netmask"))
+        self.pools[name] = pool
+        return pool.to_dict()
+
+    def m_ippool_delete(self, p, conn):
+        pool = self._pool(p)
+        if pool.allocated:
+            raise RpcError.param(rpc_unix.ERR_IPPOOL_IN_USE, "pool_name",
+                                 f"IP pool {pool.name!r} has {len(pool.allocated)} addresses "
+                                 "in use", pool.name)
+        del self.pools[pool.name]
+        return {"pool_name": pool.name}
+
+    def m_ippool_modify(self, p, conn):
+        pool = self._pool(p)
+        if "netmask" in p:
+            pool.netmask = p["netmask"]
+        if p.get("first_addr"):
+            self._pool_call(pool.add_block, p["first_addr"], p.get("num_addrs") or 1)
+        return pool.to_dict()
+
+    def _pool_block(verb):
+        def m(self, p, conn):
+            pool = self._pool(p)
+            self._pool_call(getattr(pool, verb), p["first_addr"], p.get("num_addrs") or 1)
+            return pool.to_dict()
+        m.__name__ = f"m_ippool_{verb}"
+        return m
+
+    m_ippool_add_block = _pool_block("add_block")
+    m_ippool_remove_block = _pool_block("remove_block")
+    m_ippool_reserve = _pool_block("reserve")
+    m_ippool_unreserve = _pool_block("unreserve")
+
+    def m_ippool_get(self, p, conn):
+        return self._pool(p).to_dict()
+
+    def m_ippool_list(self, p, conn):
+        return [{"pool_name": n, "num_addrs": self.pools[n].num_addrs,
+                 "num_avail": self.pools[n].num_avail} for n in sorted(self.pools)]
+
     # -- events, config, describe
     def m_events_subscribe(self, p, conn):
         names = p.get("events")
@@ -1599,8 +1771,10 @@ class Daemon:
                 text = f.read()
         except OSError as e:
             raise rpc_unix.ConfigError(f"cannot read: {e.strerror}", path, None)
-        cmds = rpc_unix.parse_config(text, path, rpc_unix.CONFIG_VERBS)
-        saved = ({k: v.copy() for k, v in self.profiles.items()}, dict(self.system))
+        cmds = rpc_unix.parse_config(text, path, CONFIG_VERBS)
+        import copy  # only here: a snapshot to restore if a line fails
+        saved = ({k: v.copy() for k, v in self.profiles.items()}, dict(self.system),
+                 copy.deepcopy(self.pools))
         later = []
         try:
             for lineno, method, params in cmds:
@@ -1613,6 +1787,11 @@ class Daemon:
                     if obj in ("tunnel", "session"):
                         self._config_check(method, typed)
                         later.append((lineno, method, typed))
+                    elif method == "ippool.create" and typed["pool_name"] in self.pools:
+                        pass   # re-applied on SIGHUP: the pool and its addresses stay
+                    elif method in ("ippool.add_block", "ippool.reserve") and \
+                            self._already_in_pool(method, typed):
+                        pass
                     elif method.endswith("_profile.create") and \
                             typed.get("profile_name") in \
                             self.profiles[obj[:-8]].items:
@@ -1623,7 +1802,7 @@ class Daemon:
                 except RpcError as e:
                     raise rpc_unix.ConfigError(e.message, path, lineno)
         except rpc_unix.ConfigError:
-            self.profiles, self.system = saved
+            self.profiles, self.system, self.pools = saved
             raise
         now = self.clock()
         for lineno, method, typed in later:
@@ -1633,6 +1812,14 @@ class Daemon:
                 self.log.error(f"{path}:{lineno}: {e.message}")
         self.config_file = self.config_file or path
         return len(cmds)
+
+    def _already_in_pool(self, method, p):
+        pool = self.pools.get(p["pool_name"])
+        if pool is None:
+            return False
+        d = pool.to_dict()["addr_block" if method == "ippool.add_block" else "rsvd_block"]
+        want = {"first_addr": p["first_addr"], "num_addrs": p.get("num_addrs") or 1}
+        return want in d
 
     def _config_check(self, method, p):
         if method == "tunnel.create":
@@ -1670,6 +1857,18 @@ class Daemon:
                   if v != SYSTEM[k].get("default") and v is not None}
         if sysmod:
             lines.append(rpc_unix.format_command("system.modify", sysmod))
+        for name in sorted(self.pools):
+            pool = self.pools[name]
+            blocks = pool.to_dict()["addr_block"]
+            first = blocks[0] if blocks else {}
+            lines.append(rpc_unix.format_command("ippool.create", dict(
+                pool_name=name, netmask=pool.netmask, **first)))
+            for b in blocks[1:]:
+                lines.append(rpc_unix.format_command("ippool.add_block",
+                                                     dict(pool_name=name, **b)))
+            for b in pool.to_dict()["rsvd_block"]:
+                lines.append(rpc_unix.format_command("ippool.reserve",
+                                                     dict(pool_name=name, **b)))
         for kind in ("ppp", "session", "tunnel", "peer"):
             profs = self.profiles[kind]
             for name in sorted(profs.items, key=lambda n: (n != "default", n)):
@@ -1714,6 +1913,9 @@ def _build_methods():
         "config.save": Daemon.m_config_save, "config.restore": Daemon.m_config_restore,
         "rpc.describe": Daemon.m_rpc_describe,
     }
+    for verb in ("create", "delete", "modify", "get", "list", "add_block", "remove_block",
+                 "reserve", "unreserve"):
+        m[f"ippool.{verb}"] = getattr(Daemon, f"m_ippool_{verb}")
     for kind in PROFILE_KINDS:
         for verb in ("create", "delete", "modify", "get", "list", "unset"):
             m[f"{kind}_profile.{verb}"] = Daemon._profile_method(kind, verb)
@@ -1765,6 +1967,27 @@ def _build_describe():
                            "apply a config file"),
         "rpc.describe": ({}, "this schema"),
     }
+    pool = {"pool_name": _p("str", None, "IP pool name", required=True)}
+    block = dict(pool, first_addr=_p("ipaddr", None, "first address", required=True),
+                 num_addrs=_p("int", 1, "how many addresses", min=1, max=1 << 24))
+    d.update({
+        "ippool.create": (dict(pool, first_addr=_p("ipaddr", None, "first address"),
+                               num_addrs=_p("int", None, "how many", min=1, max=1 << 24),
+                               netmask=_p("ipaddr", None, "netmask given to peers")),
+                          "create an IP pool (optionally with its first block)"),
+        "ippool.delete": (pool, "delete an IP pool (none of its addresses in use)"),
+        "ippool.modify": (dict(pool, first_addr=_p("ipaddr", None, "add a block from here"),
+                               num_addrs=_p("int", None, "size of that block", min=1,
+                                            max=1 << 24),
+                               netmask=_p("ipaddr", None, "netmask")),
+                          "change an IP pool; first_addr/num_addrs add a block"),
+        "ippool.get": (pool, "show an IP pool, its blocks and allocations"),
+        "ippool.list": ({}, "list IP pools"),
+        "ippool.add_block": (block, "add an address block"),
+        "ippool.remove_block": (block, "remove an address block"),
+        "ippool.reserve": (block, "never hand out these addresses"),
+        "ippool.unreserve": (block, "hand these addresses out again"),
+    })
     for kind, spec in PROFILE_KINDS.items():
         d[f"{kind}_profile.create"] = (dict(name, **spec), f"create a {kind} profile")
         d[f"{kind}_profile.modify"] = (dict(name, **spec), f"change a {kind} profile")
@@ -1776,9 +1999,13 @@ def _build_describe():
     return {m: {"help": h, "params": p} for m, (p, h) in d.items()}
 
 
+# What a config file may say: OpenL2TP's create/modify, and the pool block verbs
+# (config save writes them).
+CONFIG_VERBS = rpc_unix.CONFIG_VERBS | {"add_block", "reserve"}
+
 EVENT_NAMES = ("tunnel_created", "tunnel_up", "tunnel_down", "tunnel_deleted",
                "session_created", "session_up", "session_down", "session_deleted",
-               "session_info", "profile_created", "profile_deleted")
+               "session_info", "session_ppp_up", "profile_created", "profile_deleted")
 
 Daemon.methods = _build_methods()
 Daemon._t0 = 0

@@ -319,6 +319,11 @@ class ControlChannel:
         """How many messages are on the wire and not yet acknowledged."""
         return (self._ns - self._una) & _MASK
 
+    @property
+    def unacked(self):
+        """How many messages are not yet acknowledged: in flight or still queued."""
+        return len(self._msgs) - self._head
+
     def pop_events(self):
         """Return and clear the queued events ("failed", reason) / ("closed",)."""
         ev = self._events

@@ -730,6 +730,11 @@ class Daemon:
             retry_timeout=params["retry_timeout"] * 1000,
             max_retry_timeout=params["max_retry_timeout"] * 1000,
             max_retries=params["max_retries"], use_tiebreaker=bool(params["use_tiebreaker"]),
+            # Ack at the end of the loop pass: the fsm answers in the same pass, so a
+            # reply still carries the ack, and a message nothing answers (SCCCN, ICCN,
+            # HELLO) is acked at once instead of 100 ms later, which had capped setup
+            # at one window of messages per 100 ms (bench/RESULTS.md).
+            ack_delay=0,
             max_sessions=params["max_sessions"], vendor_name="l2tpd",
             establish_timeout=self.system["tunnel_establish_timeout"] * 1000,
             session_establish_timeout=self.system["session_establish_timeout"] * 1000)
@@ -1145,8 +1150,9 @@ class Daemon:
                 self.dirty.add(rec.tid)
 
     def _check_stopped(self, now):
+        # Done when every StopCCN has been acknowledged (not merely sent).
         pending = [r for r in self.tunnels.values()
-                   if r.t.channel.in_flight and r.t.channel.state == "closing"]
+                   if r.t.channel.unacked and r.t.channel.state == "closing"]
         if not pending or now >= self.stopping:
             self.running = False
 

@@ -672,3 +672,16 @@ def test_lossy_link_10000_each_way():
         assert s["retransmits"] > 1000 and s["duplicate_pkt_discards"] > 500
         assert s["control_rx_oos_packets"] > 500 and s["rx_zlbs"] > 0
     assert ab.dropped > 1000 and ab.duplicated > 100 and ab.reordered > 100
+
+
+def test_unacked_counts_queued_and_in_flight_messages():
+    ch = ControlChannel()
+    ch.set_peer_window(1)
+    body = avp.encode_message(avp.HELLO, ())
+    ch.send(body, 0)
+    ch.send(body, 0)
+    assert (ch.unacked, ch.in_flight) == (2, 0)
+    assert len(ch.datagrams_to_send(0)) == 1      # window 1
+    assert (ch.unacked, ch.in_flight) == (2, 1)
+    ch.receive(avp.push_control(0, 0, 0, 1), 10)  # a ZLB acking Ns 0
+    assert (ch.unacked, ch.in_flight) == (1, 0)

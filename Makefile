@@ -52,3 +52,16 @@ install:
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+
+# Control-plane scale benchmarks of issue 7 (bench/README.md): our LNS beside xl2tpd,
+# about 6 minutes. Writes bench/out/results.md and results.json (bench/out/ is not in
+# git; bench/RESULTS.md records a run). bench-smoke: tiny sizes in well under a minute,
+# only checks that every scenario still runs and produces numbers (exit 1 if not).
+.PHONY: bench-smoke
+bench: $(VENV)/.runtime-deps
+	mkdir -p bench/out
+	$(BIN)/python bench/run.py $(ARGS)
+
+bench-smoke: $(VENV)/.runtime-deps
+	mkdir -p bench/out
+	$(BIN)/python bench/run.py --smoke $(ARGS)

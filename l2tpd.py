@@ -342,7 +342,7 @@ class TunnelRec:
         self.create_params = {}       # what the administrator asked for (config.save)
         self.sessions = {}            # sid -> SessionRec
         self.session_names = {}       # name -> sid
-        self.admin_sessions = []      # create params of admin sessions (persist restore)
+        self.restore = None           # admin sessions of a previous incarnation (persist)
         self.deleted = False          # deleted by the administrator: no re-create
         self.scheduled = None         # deadline pushed on the heap (lazy cancel)
         self.peer_key = None          # key in Daemon.by_peer
@@ -404,6 +404,7 @@ class Daemon:
         self.tunnels = {}        # local tid -> TunnelRec
         self.by_peer = {}        # (ip, port, peer tid) -> tid: a retransmitted SCCRQ
         self.tunnel_names = {}   # name -> tid
+        self.opening = {}        # peer address -> {tid} we sent an SCCRQ to, not yet up
         self.num_sessions = 0
         self.dirty = set()       # tids with datagrams or deadlines to refresh
         self.heap = []           # (deadline, seq, key); key: tid or a Timer
@@ -676,12 +677,21 @@ class Daemon:
         self.event("tunnel_created", rec)
         self._feed(rec, data, h, now)
 
+    def _not_opening(self, rec):
+        tids = self.opening.get(rec.peer[0])
+        if tids is not None:
+            tids.discard(rec.tid)
+            if not tids:
+                del self.opening[rec.peer[0]]
+
     def _tie_break(self, msg, addr, now):
-        """RFC 2661 4.4.3: an SCCRQ crossed one of ours to the same peer."""
+        """RFC 2661 4.4.3: an SCCRQ crossed one of ours to the same peer. Only the
+        tunnels we are opening to that address are looked at (self.opening)."""
         theirs = msg.get(avp.TIE_BREAKER)
-        for rec in list(self.tunnels.values()):
+        for tid in sorted(self.opening.get(addr[0], ())):
+            rec = self.tunnels.get(tid)
             # Compared even when ours carried none: a lone tie breaker wins (4.4.3).
-            if rec.peer[0] != addr[0] or rec.t.state != "wait-ctl-reply":
+            if rec is None or rec.t.state != "wait-ctl-reply":
                 continue
             winner = fsm.tie_breaker_winner(rec.t.tiebreaker, theirs)
             if winner in ("theirs", "both"):
@@ -832,8 +842,10 @@ class Daemon:
             self.by_peer.setdefault(rec.peer_key, rec.tid)
         self.dp.tunnel_up(rec.tid, p, self.sock.fileno() if self.sock else -1,
                           rec.local, rec.peer[0], self.port, rec.peer[1])
+        self._not_opening(rec)
         self.event("tunnel_up", rec)
-        for sp in rec.admin_sessions:
+        restore, rec.restore = rec.restore, None
+        for sp in restore or ():
             self._restore_session(rec, sp, now)
         rec.idle_since = now
         self._arm_idle(rec)
@@ -857,6 +869,7 @@ class Daemon:
 
     def _act_tunnel_down(self, rec, a, now):
         rec.down_reason = a[2]
+        self._not_opening(rec)
         self.trace(TRACE_BITS["protocol"], f"tunnel {rec.tid} down: {a[2]}", rec)
         for srec in list(rec.sessions.values()):
             self._session_gone(rec, srec, srec.down_reason or a[2])
@@ -951,6 +964,11 @@ class Daemon:
         if srec.sid not in rec.sessions:
             return
         up = bool(srec.info)
+        if (srec.created_by_admin and rec.params.get("persist") and not rec.deleted
+                and rec.t.state in ("closing", "closed")):
+            # The tunnel is going: a persistent one brings this session back when it
+            # is re-created (its calls are cleared before its tunnel-down, fsm._down).
+            rec.restore = (rec.restore or []) + [_own_params(srec.create_params)]
         del rec.sessions[srec.sid]
         if srec.name and rec.session_names.get(srec.name) == srec.sid:
             del rec.session_names[srec.name]
@@ -969,6 +987,7 @@ class Daemon:
         if self.tunnels.get(rec.tid) is not rec:
             return
         del self.tunnels[rec.tid]
+        self._not_opening(rec)
         if rec.peer_key and self.by_peer.get(rec.peer_key) == rec.tid:
             del self.by_peer[rec.peer_key]
         if rec.name and self.tunnel_names.get(rec.name) == rec.tid:
@@ -987,7 +1006,7 @@ class Daemon:
         delay = min(1000 << min(n, 20), self.system["tunnel_persist_pend_timeout"] * 1000)
         name = rec.name
         create = dict(rec.create_params)
-        sessions = list(rec.admin_sessions)
+        sessions = rec.restore
         self.trace(TRACE_BITS["system"], f"persistent tunnel {name or rec.tid}: re-create in "
                    f"{delay} ms (attempt {n + 1})", rec)
 
@@ -1002,16 +1021,19 @@ class Daemon:
                 self._schedule_persist(rec, self.clock())
                 return
             new.persist_attempts = n + 1
-            new.admin_sessions = sessions
+            new.restore = sessions
         self.call_later(delay, recreate)
 
+    def admin_session_params(self, rec):
+        """The create requests of a tunnel's admin sessions (for config save and for
+        a persistent tunnel's re-creation), without the tunnel's own ids."""
+        out = [_own_params(s.create_params) for s in rec.sessions.values()
+               if s.created_by_admin]
+        return out + [dict(p) for p in rec.restore or ()]
+
     def _restore_session(self, rec, create, now):
-        if create.get("session_name") in rec.session_names:
-            return
         try:
-            p = dict(create)
-            p.pop("tunnel_id", None)
-            self._create_session_in(rec, p, now, remember=False)
+            self._create_session_in(rec, dict(create), now)
         except RpcError as e:
             self.log.warning(f"tunnel {rec.tid}: cannot restore session: {e.message}")
 
@@ -1290,6 +1312,7 @@ class Daemon:
         rec = self._new_tunnel(params, (params["dest_ipaddr"], params["peer_udp_port"]),
                                local, True, now)
         rec.create_params = dict(req)
+        self.opening.setdefault(rec.peer[0], set()).add(rec.tid)
         self.event("tunnel_created", rec)
         self.dirty.add(rec.tid)
         self.apply(rec, rec.t.open(now), now)
@@ -1355,7 +1378,7 @@ class Daemon:
         rec = self.find_tunnel(req)
         return self._create_session_in(rec, req, now, validate_only=validate_only)
 
-    def _create_session_in(self, rec, req, now, validate_only=False, remember=True):
+    def _create_session_in(self, rec, req, now, validate_only=False):
         if rec.t.state in ("closing", "closed"):
             raise RpcError(rpc_unix.ERR_BAD_STATE,
                            f"tunnel {rec.tid} is {rec.t.state}: no new sessions")
@@ -1398,16 +1421,11 @@ class Daemon:
         except avp.LocalError as e:
             raise RpcError(rpc_unix.ERR_PARAM_BAD_VALUE, f"session parameters: {e.msg}")
         srec = SessionRec(rec, s.session_id, params, True, now)
-        srec.create_params = dict(req)
+        srec.create_params = req
         rec.sessions[s.session_id] = srec
         if name:
             rec.session_names[name] = s.session_id
         self.num_sessions += 1
-        if remember:
-            cp = dict(req)
-            cp.pop("tunnel_id", None)
-            cp.pop("tunnel_name", None)
-            rec.admin_sessions.append(cp)
         self.event("session_created", rec, srec)
         self.dirty.add(rec.tid)
         self.apply(rec, actions, now)
@@ -1589,8 +1607,6 @@ class Daemon:
         rec, srec = self.find_session(p)
         now = self.clock()
         reason = p.get("reason") or "deleted by the administrator"
-        rec.admin_sessions = [c for c in rec.admin_sessions
-                              if not (srec.name and c.get("session_name") == srec.name)]
         self.dirty.add(rec.tid)
         self.apply(rec, rec.t.session_close(now, srec.sid, avp.CDN_ADMIN, None, reason), now)
         return {"tunnel_id": rec.tid, "session_id": srec.sid}
@@ -1893,9 +1909,7 @@ class Daemon:
                 cp["tunnel_name"] = rec.name = f"tunnel{rec.tid}"
                 self.tunnel_names[rec.name] = rec.tid
             lines.append(rpc_unix.format_command("tunnel.create", cp))
-            for sp in rec.admin_sessions:
-                sp = dict(sp)
-                sp.pop("session_id", None)
+            for sp in self.admin_session_params(rec):
                 sp["tunnel_name"] = cp["tunnel_name"]
                 lines.append(rpc_unix.format_command("session.create", sp))
         return "\n".join(lines) + "\n"
@@ -2024,6 +2038,12 @@ class _Reader:
 
     def on_writable(self, now):
         pass
+
+
+def _own_params(create):
+    """A session's create request without the ids that tie it to one tunnel."""
+    return {k: v for k, v in create.items()
+            if k not in ("tunnel_id", "tunnel_name", "session_id")}
 
 
 def _iso(t):

@@ -350,3 +350,24 @@ def test_inconsistent_tunnel_parameters_are_refused_with_a_reason(pair):
     r = a.ctl("tunnel", "create", "dest_ipaddr=127.0.0.2", "hide_avps=yes", check=False)
     assert r.returncode == 1 and "secret" in r.stderr
     assert a.call("tunnel.list") == []
+
+
+def test_session_created_before_its_tunnel_is_up_is_created_once(pair):
+    a, b = pair
+    # One batch: both requests are handled in one loop pass, before any SCCRP.
+    batch = json.dumps([
+        {"jsonrpc": "2.0", "id": 1, "method": "tunnel.create",
+         "params": {"dest_ipaddr": "127.0.0.2", "peer_udp_port": a.port,
+                    "tunnel_name": "early"}},
+        {"jsonrpc": "2.0", "id": 2, "method": "session.create",
+         "params": {"tunnel_name": "early"}}]).encode() + b"\n"
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(5)
+    s.connect(a.sock)
+    s.sendall(batch)
+    replies = json.loads(s.makefile().readline())
+    s.close()
+    assert [r["id"] for r in replies if "result" in r] == [1, 2], replies
+    wait_for(lambda: _sessions(a) == {("laic", "established")}, what="session up")
+    wait_for(lambda: _sessions(b) == {("lnic", "established")}, what="peer session up")
+    assert len(a.call("session.list")) == 1 and len(b.call("session.list")) == 1

@@ -262,8 +262,14 @@ def new_id(rng, taken):
         v = (b[0] << 8) | b[1]
         if v and v not in taken:
             return v
-    for v in range(1, 0x10000):  # nearly full: take the first free one
-        if v not in taken:
+    # Nearly full: walk from a random place. Free ids lie scattered, so the walk
+    # is about 65535/free steps long; from a fixed start it would grow with every
+    # id handed out (the last sessions of a full tunnel cost seconds: bench F5).
+    b = rng(2)
+    start = (b[0] << 8) | b[1]
+    for i in range(0x10000):
+        v = (start + i) & 0xFFFF
+        if v and v not in taken:
             return v
     raise avp.LocalError("no free id: all 65535 are in use")
 

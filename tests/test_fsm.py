@@ -921,3 +921,24 @@ def test_session_tables_every_state_and_event():
                     if m.type not in (avp.SCCRP,):
                         assert h.session_id in (0, 200), (kind, state, event)
     assert n == 4 * len(states) * len(all_events(tables))
+
+
+def test_new_id_when_nearly_full_walks_from_a_random_place():
+    class AllBut:
+        """Every id is taken except `free` (new_id only asks `in`)."""
+
+        def __init__(self, *free):
+            self.free = set(free)
+
+        def __contains__(self, v):
+            return v not in self.free
+    taken = AllBut(5, 60000)
+    # Every random try hits a taken id; the walk starts where the last draw points.
+    draws = [b"\x00\x01"] * 32 + [b"\xea\x60"]   # 0xea60 = 60000
+
+    def rng(n):
+        return draws.pop(0)
+    assert fsm.new_id(rng, taken) == 60000
+    draws[:] = [b"\x00\x01"] * 32 + [b"\xff\xff"]  # wraps past 65535 and 0
+    assert fsm.new_id(rng, taken) == 5
+    raises(avp.LocalError, fsm.new_id, lambda n: b"\x00\x01", AllBut())

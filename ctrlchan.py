@@ -84,6 +84,21 @@ _COUNTERS = ("retransmits", "tx_zlbs", "tx_zlb_fails", "rx_zlbs", "duplicate_pkt
              "rx_hellos", "tx_hellos", "tx_hello_fails", "control_rx_packets",
              "control_rx_bytes", "control_rx_oos_packets", "control_rx_oos_discards",
              "control_tx_packets", "control_tx_bytes")
+# Their positions in the counter list (a list costs a third of a dict per tunnel).
+_C_RETRANSMITS = const(0)
+_C_TX_ZLBS = const(1)
+_C_TX_ZLB_FAILS = const(2)
+_C_RX_ZLBS = const(3)
+_C_DUPLICATE_PKT_DISCARDS = const(4)
+_C_RX_HELLOS = const(5)
+_C_TX_HELLOS = const(6)
+_C_TX_HELLO_FAILS = const(7)
+_C_CONTROL_RX_PACKETS = const(8)
+_C_CONTROL_RX_BYTES = const(9)
+_C_CONTROL_RX_OOS_PACKETS = const(10)
+_C_CONTROL_RX_OOS_DISCARDS = const(11)
+_C_CONTROL_TX_PACKETS = const(12)
+_C_CONTROL_TX_BYTES = const(13)
 
 
 def seq_le(a, b):
@@ -107,6 +122,16 @@ def _count(value, what, low=0):
 class ControlChannel:
     """The reliable delivery layer of one tunnel's control connection."""
 
+    # No per-instance dict on CPython: it was a quarter of a tunnel's memory (bench
+    # F3). MicroPython ignores __slots__, and nothing here relies on it.
+    __slots__ = ("rx_window_size", "tx_window_size", "retry_timeout",
+                 "max_retry_timeout", "max_retries", "hello_timeout", "ack_delay",
+                 "linger", "_log", "peer_tunnel_id", "state", "_events", "_cnt",
+                 "_msgs", "_head", "_una", "_nxt", "_ns", "peer_rx_window_size",
+                 "actual_tx_window_size", "_cwnd", "_ssthresh", "_acc", "_rto",
+                 "_retries", "_rtx_at", "_linger_at", "_nr", "_ooo", "_peer_ns",
+                 "_peer_nr", "_ack_at", "_last_rx")
+
     def __init__(self, rx_window_size=10, tx_window_size=10, retry_timeout=1000,
                  max_retry_timeout=8000, max_retries=5, hello_timeout=60000,
                  ack_delay=100, linger=31000, log=None):
@@ -127,9 +152,7 @@ class ControlChannel:
         self.peer_tunnel_id = 0   # header Tunnel ID; 0 until the FSM learns it (5.12)
         self.state = OPEN
         self._events = []
-        self._cnt = {}
-        for name in _COUNTERS:
-            self._cnt[name] = 0
+        self._cnt = [0] * len(_COUNTERS)
 
         # Send side. _msgs[_head:] holds (session_id, body, msg_type) for every
         # message not yet acknowledged: first those in flight (Ns _una, _una+1,
@@ -186,6 +209,10 @@ class ControlChannel:
             self.state = CLOSING  # the linger clock starts when it is first sent
         self._msgs.append((session_id, bytes(body), mtype))
 
+    def set_log(self, log):
+        """Replace the log callable (None: silent), e.g. when trace flags change."""
+        self._log = log
+
     def note_rx(self, now):
         """A data message arrived for this tunnel: it counts for the Hello timer (5.5)."""
         self._last_rx = now
@@ -206,30 +233,30 @@ class ControlChannel:
         ns = header.ns
         body = bytes(datagram[header.payload_offset:header.length])
         cnt = self._cnt
-        cnt["control_rx_packets"] += 1
-        cnt["control_rx_bytes"] += len(datagram)
+        cnt[_C_CONTROL_RX_PACKETS] += 1
+        cnt[_C_CONTROL_RX_BYTES] += len(datagram)
         self._peer_ns = ns
         self._peer_nr = header.nr
         self._last_rx = now
         # Ref: RFC2661 section 5.8: the Nr of every message, ZLB or duplicate, acks.
         self._acked(header.nr, now)
         if not body:
-            cnt["rx_zlbs"] += 1   # a ZLB takes no Ns (5.8): nothing more to do
+            cnt[_C_RX_ZLBS] += 1   # a ZLB takes no Ns (5.8): nothing more to do
             return []
         ahead = (ns - self._nr) & _MASK
         if ahead >= _HALF or ns in self._ooo:
             # Ref: RFC2661 section 5.8: a duplicate is discarded but MUST be acked;
             # the peer retransmits because our ack went missing, so ack at once.
-            cnt["duplicate_pkt_discards"] += 1
+            cnt[_C_DUPLICATE_PKT_DISCARDS] += 1
             self._ack_at = now
             return []
         if ahead:
             # Ref: RFC2661 section 5.8: early messages may be queued or discarded.
-            cnt["control_rx_oos_packets"] += 1
+            cnt[_C_CONTROL_RX_OOS_PACKETS] += 1
             if ahead < self.rx_window_size:
                 self._ooo[ns] = (header.session_id, body)
             else:
-                cnt["control_rx_oos_discards"] += 1
+                cnt[_C_CONTROL_RX_OOS_DISCARDS] += 1
             return []
         out = []
         stop = False
@@ -238,7 +265,7 @@ class ControlChannel:
             self._nr = (self._nr + 1) & _MASK
             mtype = avp.peek_message_type(item[1])
             if mtype == avp.HELLO:
-                cnt["rx_hellos"] += 1   # section 6.5: acked, nothing to deliver
+                cnt[_C_RX_HELLOS] += 1   # section 6.5: acked, nothing to deliver
             else:
                 out.append(item)
                 stop = stop or mtype == avp.STOPCCN
@@ -265,12 +292,12 @@ class ControlChannel:
             if self._nxt == self._ns:
                 self._ns = (self._ns + 1) & _MASK   # first transmission takes an Ns
                 if mtype == avp.HELLO:
-                    self._cnt["tx_hellos"] += 1
+                    self._cnt[_C_TX_HELLOS] += 1
                 elif mtype == avp.STOPCCN:
                     # Ref: RFC2661 section 5.7: keep state a full cycle (31 s).
                     self._linger_at = now + self.linger
             else:
-                self._cnt["retransmits"] += 1
+                self._cnt[_C_RETRANSMITS] += 1
                 if self._log is not None:
                     self._log(f"retransmitting Ns {self._nxt} (timeout {self._retries})")
             # Ref: RFC2661 section 5.8: a retransmission carries the current Nr.
@@ -284,11 +311,11 @@ class ControlChannel:
             # Ref: RFC2661 section 5.8: explicit ack by ZLB, Ns not incremented.
             # Session ID 0 and Ns = next unsent: xl2tpd-peer.md quirks 1 and 2.
             out.append(avp.push_control(self.peer_tunnel_id, 0, self._ns, self._nr))
-            self._cnt["tx_zlbs"] += 1
+            self._cnt[_C_TX_ZLBS] += 1
             self._ack_at = None
         for d in out:
-            self._cnt["control_tx_packets"] += 1
-            self._cnt["control_tx_bytes"] += len(d)
+            self._cnt[_C_CONTROL_TX_PACKETS] += 1
+            self._cnt[_C_CONTROL_TX_BYTES] += len(d)
         return out
 
     def next_deadline(self):
@@ -333,7 +360,7 @@ class ControlChannel:
     @property
     def stats(self):
         """A snapshot of the transport statistics under OpenL2TP's names."""
-        s = dict(self._cnt)
+        s = dict(zip(_COUNTERS, self._cnt))
         s["ns"] = self._ns
         s["nr"] = self._nr
         s["peer_ns"] = self._peer_ns
@@ -375,8 +402,10 @@ class ControlChannel:
         if self._cwnd > window:
             self._cwnd = window
         self._head += n
-        if self._head >= 64 and 2 * self._head >= len(self._msgs):
-            del self._msgs[:self._head]   # amortised O(1) removal from the front
+        if self._head == len(self._msgs) or (self._head >= 64
+                                              and 2 * self._head >= len(self._msgs)):
+            # Amortised O(1) removal from the front; an idle channel keeps no body.
+            del self._msgs[:self._head]
             self._head = 0
         # A go-back pass that had not reached the new una starts at una.
         if ((self._nxt - nr) & _MASK) > ((self._ns - nr) & _MASK):
@@ -393,7 +422,7 @@ class ControlChannel:
         if self._retries > self.max_retries:
             sid, body, mtype = self._msgs[self._head]
             if mtype == avp.HELLO:
-                self._cnt["tx_hello_fails"] += 1
+                self._cnt[_C_TX_HELLO_FAILS] += 1
             name = avp.MSG_NAMES.get(mtype, str(mtype))
             # Ref: RFC2661 section 5.8: the tunnel and all sessions MUST be cleared.
             self._finish(FAILED, ("failed", f"no acknowledgement for {name} Ns {self._una}"

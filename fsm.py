@@ -365,6 +365,10 @@ def _check_params(params):
 class _Machine:
     """The engine shared by tunnels and sessions (STYLE.md item 7)."""
 
+    # Tunnels and sessions exist by the ten thousand: no per-instance dict on
+    # CPython (bench F3/F4). MicroPython ignores __slots__; nothing relies on it.
+    __slots__ = ("state", "table")
+
     def _fire(self, event, now, msg=None, arg=None):
         row = self.table.get((self.state, event))
         if row is None:
@@ -401,6 +405,10 @@ class _Machine:
 # ---------------------------------------------------------------- tunnel
 class Tunnel(_Machine):
     """One control connection (RFC 2661 section 7.2) and its calls."""
+
+    __slots__ = ("tunnel_id", "peer_tunnel_id", "config", "rng", "policy", "log", "channel",
+                 "sessions", "peer", "result", "tiebreaker", "_challenge", "_deadline",
+                 "_timers", "_serial")
 
     FAILED_STATE = CLOSING
 
@@ -790,6 +798,9 @@ class Tunnel(_Machine):
 class Session(_Machine):
     """One call on a tunnel; its table is chosen by its type (section 7.4, 7.5)."""
 
+    __slots__ = ("tunnel", "session_id", "session_type", "peer_session_id", "peer", "local",
+                 "call", "result", "announced")
+
     FAILED_STATE = CLOSED
 
     def __init__(self, tunnel, session_id, session_type, params=None):
@@ -832,6 +843,8 @@ class Session(_Machine):
 
     def _avps(self, mtype, defaults):
         """Our AVPs for `mtype` in section 6 order, from params over defaults."""
+        if self.local is None:
+            self.local = {}
         for key in defaults:
             if self.local.get(key) is None:
                 self.local[key] = defaults[key]
@@ -861,10 +874,14 @@ class Session(_Machine):
 
     def _up(self):
         self.tunnel._timers.pop(self.session_id, None)
-        info = dict(self.call)
+        # The call dict itself is the session-up info (the caller keeps it), and what
+        # we would send is no longer needed once the call is up: a full tunnel holds
+        # 65,535 of these (bench F4).
+        info = self.call
         info["peer_session_id"] = self.peer_session_id
         info["session_type"] = self.session_type
-        info["sequencing_required"] = bool(self.call.get("sequencing_required"))
+        info["sequencing_required"] = bool(info.get("sequencing_required"))
+        self.local = None
         return [("session-up", self.tunnel.tunnel_id, self.session_id, info)]
 
     def _down(self, reason, result):
@@ -982,7 +999,8 @@ class Session(_Machine):
         """ICCN (LAIC, on ICRP) or OCCN (LAOC, on bearer-up with `arg` params)."""
         if msg is not None:
             self._learn(msg)
-        self.local.update(arg or {})
+        if arg:
+            self.local = dict(self.local or (), **arg)
         mtype = avp.ICCN if self.session_type == "laic" else avp.OCCN
         d = {"tx_connect_speed": 1000000,  # OpenL2TP's default connect speed
              "framing_type": self.call.get("framing_type") or self._types()["framing_type"]}

@@ -103,7 +103,9 @@ class NullDataPath:
         pass
 
     def session_up(self, tid, sid, psid, info):
-        self.sessions[(tid, sid)] = dict.fromkeys(_SESSION_COUNTERS, 0)
+        # Counters appear with the first data packet: a control-only daemon holding
+        # 65,535 sessions pays nothing for them (bench F4).
+        self.sessions[(tid, sid)] = None
 
     def session_down(self, tid, sid):
         self.sessions.pop((tid, sid), None)
@@ -113,9 +115,12 @@ class NullDataPath:
             del self.sessions[key]
 
     def data_received(self, tid, header, datagram, now):
-        st = self.sessions.get((tid, header.session_id))
-        if st is None:
+        key = (tid, header.session_id)
+        if key not in self.sessions:
             return False
+        st = self.sessions[key]
+        if st is None:
+            st = self.sessions[key] = dict.fromkeys(_SESSION_COUNTERS, 0)
         st["data_rx_packets"] += 1
         st["data_rx_bytes"] += header.length - header.payload_offset
         return True

@@ -270,6 +270,12 @@ SESSION_MODIFIABLE = ("trace_flags", "sequencing_required", "use_sequence_number
                       "reorder_timeout")
 _REASON = {"reason": _p("str", None, "why (sent in the Result Code message)")}
 
+# The parameters that make up a tunnel's fsm.TunnelConfig (Daemon._tunnel_config).
+_TUNNEL_CONFIG_KEYS = ("host_name", "secret", "auth_mode", "hide_avps", "framing_caps",
+                       "bearer_caps", "rx_window_size", "tx_window_size", "hello_timeout",
+                       "retry_timeout", "max_retry_timeout", "max_retries", "use_tiebreaker",
+                       "max_sessions")
+
 _CAPS = {"none": 0, "sync": avp.FRAMING_SYNC, "async": avp.FRAMING_ASYNC, "any": 3,
          "digital": avp.BEARER_DIGITAL, "analog": avp.BEARER_ANALOG}
 _PROXY_TYPES = {"text": avp.PROXY_AUTH_TEXT, "chap": avp.PROXY_AUTH_CHAP,
@@ -305,6 +311,7 @@ class Profiles:
         self.kind = kind
         self.spec = spec
         self.items = {"default": {}}
+        self._snaps = {}
 
     def value(self, name, param):
         """The value of `param` in profile `name`: set there, else in `default`, else
@@ -318,7 +325,17 @@ class Profiles:
         return self.spec[param].get("default")
 
     def resolved(self, name):
-        return {p: self.value(name, p) for p in self.spec}
+        """Every parameter of profile `name`, as a snapshot shared by every object
+        made from it until the profile changes: read-only (wrap it in Params)."""
+        snap = self._snaps.get(name)
+        if snap is None:
+            snap = self._snaps[name] = {p: self.value(name, p) for p in self.spec}
+        return snap
+
+    def changed(self):
+        """A profile was created, modified, unset or deleted: new objects get fresh
+        snapshots; existing ones keep theirs (OpenL2TP: only new instances change)."""
+        self._snaps = {}
 
     def copy(self):
         c = Profiles(self.kind, self.spec)
@@ -326,20 +343,47 @@ class Profiles:
         return c
 
 
+class Params(dict):
+    """An object's parameters: its own values (this dict) over the shared snapshot of
+    its profile (`base`), so ten thousand tunnels of one profile hold one copy."""
+
+    __slots__ = ("base",)
+
+    def __init__(self, base, own=()):
+        dict.__init__(self, own)
+        self.base = base
+
+    def __missing__(self, key):
+        return self.base[key]
+
+    def get(self, key, default=None):
+        if dict.__contains__(self, key):
+            return dict.__getitem__(self, key)
+        return self.base.get(key, default)
+
+    def __contains__(self, key):
+        return dict.__contains__(self, key) or key in self.base
+
+
 # ------------------------------------------------------------------ records
 class TunnelRec:
     """The daemon's view of one tunnel: the fsm.Tunnel plus what management needs."""
 
+    __slots__ = ("tid", "t", "params", "peer", "local", "created_by_admin", "create_time",
+                 "name", "create_keys", "sessions", "session_names", "restore", "deleted",
+                 "scheduled", "peer_key", "persist_attempts", "was_up", "down_reason",
+                 "idle_since")
+
     def __init__(self, tid, t, params, peer, local, created_by_admin, now):
         self.tid = tid
         self.t = t                    # fsm.Tunnel
-        self.params = params          # resolved tunnel parameters
+        self.params = params          # Params over the tunnel profile
         self.peer = peer              # (ip, port)
         self.local = local            # our address (ip) or None
         self.created_by_admin = created_by_admin
         self.create_time = now
         self.name = params.get("tunnel_name")
-        self.create_params = {}       # what the administrator asked for (config.save)
+        self.create_keys = None       # names the administrator gave (config.save)
         self.sessions = {}            # sid -> SessionRec
         self.session_names = {}       # name -> sid
         self.restore = None           # admin sessions of a previous incarnation (persist)
@@ -353,6 +397,9 @@ class TunnelRec:
 
 
 class SessionRec:
+    __slots__ = ("tunnel", "sid", "params", "name", "created_by_admin", "create_time",
+                 "create_keys", "info", "down_reason", "ppp_profile_name")
+
     def __init__(self, tunnel, sid, params, created_by_admin, now):
         self.tunnel = tunnel
         self.sid = sid
@@ -360,8 +407,8 @@ class SessionRec:
         self.name = params.get("session_name")
         self.created_by_admin = created_by_admin
         self.create_time = now
-        self.create_params = {}
-        self.info = {}                # session-up info from the fsm
+        self.create_keys = None       # names in the admin's request (admin sessions)
+        self.info = None              # session-up info from the fsm (shared, not copied)
         self.down_reason = None
         self.ppp_profile_name = params.get("ppp_profile_name") or "default"
 
@@ -371,17 +418,17 @@ def _monotonic_ms():
 
 
 class Policy:
-    """The decisions fsm.Tunnel asks its caller for (pure queries)."""
+    """The decisions fsm.Tunnel asks its caller for (pure queries); one for all
+    tunnels, which it finds by id."""
 
-    def __init__(self, daemon, rec):
+    def __init__(self, daemon):
         self.d = daemon
-        self.rec = rec
 
     def accept_tunnel(self, tunnel, msg):
-        return self.d.accept_tunnel(self.rec, msg)
+        return self.d.accept_tunnel(self.d.tunnels[tunnel.tunnel_id], msg)
 
     def accept_session(self, tunnel, session_type, msg):
-        return self.d.accept_session(self.rec, session_type, msg)
+        return self.d.accept_session(self.d.tunnels[tunnel.tunnel_id], session_type, msg)
 
 
 # ------------------------------------------------------------------ the daemon
@@ -410,9 +457,14 @@ class Daemon:
         self.heap = []           # (deadline, seq, key); key: tid or a Timer
         self.seq = 0
         self.plugins = []
+        self._hooks = {}         # event name -> [(plugin module, hook)]
         self.running = False
         self.stopping = None     # deadline of a graceful stop
         self.config_file = None
+        self.policy = Policy(self)
+        self._tconf = {}         # configuration key -> shared fsm.TunnelConfig
+        self._keysets = {}       # interned create_keys tuples
+        self._local_ips = {}     # packed address -> its text, one string per address
         self.pools = {}          # name -> ppp.IpPool
         self._secrets = {}       # path -> (mtime, entries)
         self.dp = kernel.select(dataplane, self._dplog, self)
@@ -425,13 +477,18 @@ class Daemon:
         self._wake_r = self._wake_w = None
 
     # ------------------------------------------------------------- logging / trace
-    def trace(self, flag, msg, *objs):
-        """Log `msg` when `flag` is on for the system or any of `objs` (records)."""
+    def tracing(self, flag, *objs):
+        """Is `flag` on for the system or any of `objs` (records)? Hot paths ask
+        before they format a message."""
         mask = self.system["trace_flags"]
         for o in objs:
             if o is not None:
                 mask |= o.params.get("trace_flags") or 0
-        if mask & flag:
+        return bool(mask & flag)
+
+    def trace(self, flag, msg, *objs):
+        """Log `msg` when `flag` is on for the system or any of `objs` (records)."""
+        if self.tracing(flag, *objs):
             self.log.info(msg)
 
     def _dplog(self, msg):
@@ -455,7 +512,7 @@ class Daemon:
             return
         now = self.clock()
         if kind == "ppp-up":
-            srec.info["ppp"] = dict(info)
+            srec.info = dict(srec.info or (), ppp=dict(info))
             self.event("session_ppp_up", rec, srec, **{k: info.get(k) for k in
                                                         ("local_ip", "peer_ip", "user")})
         elif kind == "ppp-down":
@@ -543,7 +600,10 @@ class Daemon:
             local = None
             for level, kind, cdata in anc:
                 if level == socket.IPPROTO_IP and kind == IP_PKTINFO and len(cdata) >= 12:
-                    local = socket.inet_ntoa(cdata[8:12])   # ipi_addr: where it was sent to
+                    raw = cdata[8:12]   # ipi_addr: where it was sent to
+                    local = self._local_ips.get(raw)
+                    if local is None:
+                        local = self._local_ips[raw] = socket.inet_ntoa(raw)
             try:
                 self.datagram_received(data, addr, local, now)
             except Exception:
@@ -642,28 +702,28 @@ class Daemon:
         self.apply(rec, actions, now)
 
     def _incoming_sccrq(self, data, h, body, addr, local, now):
-        host = _sccrq_host_name(body)
+        # The fsm decodes the SCCRQ; here a scan of its (never hidden) Host Name, its
+        # Assigned Tunnel ID and Tie Breaker is enough, unless the id was hidden.
+        host, ptid, tie = _sccrq_peek(body)
         peer_prof = self.match_peer_profile(host, addr[0])
         tprof = self.profiles["peer"].value(peer_prof, "tunnel_profile_name") or "default"
         if tprof not in self.profiles["tunnel"].items:
             tprof = "default"
-        params = self.profiles["tunnel"].resolved(tprof)
-        secret = params.get("secret")
-        try:
-            msg = avp.decode_message(body, secret=secret)
-        except avp.L2TPError:
-            msg = None
-        ptid = msg.get(avp.ASSIGNED_TUNNEL_ID) if msg is not None else None
+        base = self.profiles["tunnel"].resolved(tprof)
+        if ptid is None and base.get("secret"):
+            try:
+                ptid = avp.decode_message(body, secret=base["secret"]).get(
+                    avp.ASSIGNED_TUNNEL_ID)
+            except avp.L2TPError:
+                ptid = None   # the fsm answers what it cannot read
         if ptid is not None:
             tid = self.by_peer.get((addr[0], addr[1], ptid))
             if tid is not None and tid in self.tunnels:
                 # RFC 2661 5.8: a retransmitted SCCRQ; the channel acks the duplicate.
                 self._feed(self.tunnels[tid], data, h, now)
                 return
-        params["peer_profile_name"] = peer_prof
-        params["profile_name"] = tprof
-        tie = self._tie_break(msg, addr, now) if msg is not None else None
-        if tie == "drop":
+        params = Params(base, {"peer_profile_name": peer_prof, "profile_name": tprof})
+        if self.opening.get(addr[0]) and self._tie_break(tie, addr, now) == "drop":
             return
         try:
             rec = self._new_tunnel(params, addr, local, False, now)
@@ -684,10 +744,10 @@ class Daemon:
             if not tids:
                 del self.opening[rec.peer[0]]
 
-    def _tie_break(self, msg, addr, now):
-        """RFC 2661 4.4.3: an SCCRQ crossed one of ours to the same peer. Only the
-        tunnels we are opening to that address are looked at (self.opening)."""
-        theirs = msg.get(avp.TIE_BREAKER)
+    def _tie_break(self, theirs, addr, now):
+        """RFC 2661 4.4.3: an SCCRQ (with Tie Breaker `theirs` or None) crossed one of
+        ours to the same peer. Only the tunnels we are opening to that address are
+        looked at (self.opening)."""
         for tid in sorted(self.opening.get(addr[0], ())):
             rec = self.tunnels.get(tid)
             # Compared even when ours carried none: a lone tie breaker wins (4.4.3).
@@ -728,6 +788,19 @@ class Daemon:
 
     # ------------------------------------------------------------- fsm glue
     def _tunnel_config(self, params):
+        """The fsm configuration for these parameters: one object shared by every
+        tunnel configured alike (building and checking one per tunnel was a tenth of
+        the setup time, and 256 bytes each: bench F2/F3)."""
+        key = tuple(params.get(k) for k in _TUNNEL_CONFIG_KEYS) + (
+            self.system["tunnel_establish_timeout"], self.system["session_establish_timeout"])
+        conf = self._tconf.get(key)
+        if conf is None:
+            if len(self._tconf) > 1000:
+                self._tconf.clear()   # bounded: per-tunnel settings could vary forever
+            conf = self._tconf[key] = self._make_tunnel_config(params)
+        return conf
+
+    def _make_tunnel_config(self, params):
         secret = params.get("secret")
         return fsm.TunnelConfig(
             host_name=params["host_name"],
@@ -771,22 +844,35 @@ class Daemon:
         rec = TunnelRec(tid, None, params, peer, local, by_admin, now)
         try:
             rec.t = fsm.Tunnel(tid, self._tunnel_config(params), self.rng,
-                               log=self._tunnel_logger(rec), policy=Policy(self, rec))
+                               log=self._tunnel_logger(rec), policy=self.policy)
         except avp.LocalError as e:
             # e.g. auth_mode=challenge without a secret, in a request or a profile
             raise RpcError(rpc_unix.ERR_PARAM_BAD_VALUE, f"tunnel parameters: {e.msg}")
         self.tunnels[tid] = rec
         if rec.name:
             self.tunnel_names[rec.name] = tid
-        self.trace(TRACE_BITS["system"], f"tunnel {tid} created "
-                   f"({'local' if by_admin else 'remote'}, peer {peer[0]}:{peer[1]})", rec)
+        if self.tracing(TRACE_BITS["system"], rec):
+            self.log.info(f"tunnel {tid} created ({'local' if by_admin else 'remote'}, "
+                          f"peer {peer[0]}:{peer[1]})")
         return rec
 
     def _tunnel_logger(self, rec):
+        """The fsm's log for one tunnel, or None while its trace flags are off (a
+        closure per tunnel costs memory, and formatting costs time: bench F2/F3)."""
+        if not self.tracing(TRACE_BITS["protocol"] | TRACE_BITS["fsm"], rec):
+            return None
+
         def log(msg):
             self.trace(TRACE_BITS["protocol"] | TRACE_BITS["fsm"], f"tunnel {rec.tid}: {msg}",
                        rec)
         return log
+
+    def retrace(self):
+        """Trace flags changed: give each tunnel's fsm and channel a logger or none."""
+        for rec in self.tunnels.values():
+            log = self._tunnel_logger(rec)
+            rec.t.log = log
+            rec.t.channel.set_log(log)
 
     def accept_tunnel(self, rec, msg):
         """Policy for an SCCRQ (we answer) or SCCRP (we asked): deny, limits, auth mode."""
@@ -887,8 +973,7 @@ class Daemon:
     def _act_session_created(self, rec, a, now):
         _, tid, sid, stype = a[:4]
         s = rec.t.sessions.get(sid)
-        params = self._session_params({}, rec)
-        params["session_type"] = stype
+        params = self._session_params({"session_type": stype}, rec)
         srec = SessionRec(rec, sid, params, False, now)
         rec.sessions[sid] = srec
         self.num_sessions += 1
@@ -902,7 +987,7 @@ class Daemon:
         srec = rec.sessions.get(sid)
         if srec is None:
             return
-        srec.info = dict(info)
+        srec.info = info   # the fsm built it for us: kept, not copied
         self.event("session_up", rec, srec)
         # The ICCN/OCCN that brought the session up leaves before its first data
         # packet (our LCP request), else the peer drops data for a call it does not
@@ -916,9 +1001,9 @@ class Daemon:
         """What the data path needs for one session (kernel.py's session_up)."""
         p = srec.params
         stype = p.get("session_type") or info.get("session_type")
-        pp = self.profiles["ppp"].resolved(srec.ppp_profile_name
-                                           if srec.ppp_profile_name in self.profiles["ppp"].items
-                                           else "default")
+        pp = dict(self.profiles["ppp"].resolved(
+            srec.ppp_profile_name if srec.ppp_profile_name in self.profiles["ppp"].items
+            else "default"))
         # The tunnel's MTU (room for the L2TP/UDP/IP headers) caps the PPP profile's.
         pp["mtu"] = min(rec.params.get("mtu") or 1460, pp.get("mtu") or 1500)
         return {
@@ -948,7 +1033,7 @@ class Daemon:
     def _act_session_info(self, rec, a, now):
         srec = rec.sessions.get(a[2])
         if srec is not None:
-            srec.info[a[3]] = a[4]
+            srec.info = dict(srec.info or (), **{a[3]: a[4]})
             self.event("session_info", rec, srec, info=a[3], value=_jsonable(a[4]))
 
     def _act_error(self, rec, a, now):
@@ -963,12 +1048,12 @@ class Daemon:
     def _session_gone(self, rec, srec, reason, result=None):
         if srec.sid not in rec.sessions:
             return
-        up = bool(srec.info)
+        up = srec.info is not None
         if (srec.created_by_admin and rec.params.get("persist") and not rec.deleted
                 and rec.t.state in ("closing", "closed")):
             # The tunnel is going: a persistent one brings this session back when it
             # is re-created (its calls are cleared before its tunnel-down, fsm._down).
-            rec.restore = (rec.restore or []) + [_own_params(srec.create_params)]
+            rec.restore = (rec.restore or []) + [self.request_of(srec)]
         del rec.sessions[srec.sid]
         if srec.name and rec.session_names.get(srec.name) == srec.sid:
             del rec.session_names[srec.name]
@@ -1005,7 +1090,7 @@ class Daemon:
         n = rec.persist_attempts
         delay = min(1000 << min(n, 20), self.system["tunnel_persist_pend_timeout"] * 1000)
         name = rec.name
-        create = dict(rec.create_params)
+        create = self.request_of(rec)
         sessions = rec.restore
         self.trace(TRACE_BITS["system"], f"persistent tunnel {name or rec.tid}: re-create in "
                    f"{delay} ms (attempt {n + 1})", rec)
@@ -1024,10 +1109,23 @@ class Daemon:
             new.restore = sessions
         self.call_later(delay, recreate)
 
+    def _keys(self, names):
+        """The sorted tuple of `names`, one object per distinct set: ten thousand
+        objects created alike share it (their values live in their Params)."""
+        t = tuple(sorted(set(names)))
+        return self._keysets.setdefault(t, t)
+
+    def request_of(self, rec):
+        """What the administrator asked for when creating `rec` (a tunnel or session
+        record), with today's values, without the ids that tie it to this incarnation."""
+        return {k: rec.params.get(k) for k in rec.create_keys or ()
+                if k not in ("tunnel_id", "tunnel_name", "session_id")
+                or (k == "tunnel_name" and isinstance(rec, TunnelRec))}
+
     def admin_session_params(self, rec):
         """The create requests of a tunnel's admin sessions (for config save and for
         a persistent tunnel's re-creation), without the tunnel's own ids."""
-        out = [_own_params(s.create_params) for s in rec.sessions.values()
+        out = [self.request_of(s) for s in rec.sessions.values()
                if s.created_by_admin]
         return out + [dict(p) for p in rec.restore or ()]
 
@@ -1193,6 +1291,17 @@ class Daemon:
 
     # ------------------------------------------------------------- events / plugins
     def event(self, name, rec=None, srec=None, **extra):
+        """Tell subscribers, plugin hooks and the api trace; nothing is built when
+        none of them listens (three events per tunnel: bench F2)."""
+        hooks = self._hooks.get(name)
+        subs = []
+        if self.server is not None:
+            for conn in self.server.connections.values():
+                want = conn.subscribed
+                if want and (want is True or name in want):
+                    subs.append(conn)
+        if not hooks and not subs and not self.tracing(TRACE_BITS["api"], rec, srec):
+            return
         ev = {"event": name, "time": time.time()}
         if rec is not None:
             ev.update(tunnel_id=rec.tid, tunnel_name=rec.name,
@@ -1200,21 +1309,15 @@ class Daemon:
                       peer_addr=rec.peer[0], peer_port=rec.peer[1])
         if srec is not None:
             ev.update(session_id=srec.sid, session_name=srec.name,
-                      peer_session_id=srec.info.get("peer_session_id"),
+                      peer_session_id=(srec.info or {}).get("peer_session_id"),
                       session_type=srec.params.get("session_type"))
         for k, v in extra.items():
             if v is not None:
                 ev[k] = v
         self.trace(TRACE_BITS["api"], f"event {ev}", rec, srec)
-        if self.server is not None:
-            for conn in list(self.server.connections.values()):
-                want = conn.subscribed
-                if want and (want is True or name in want):
-                    self.server.notify(conn, "event", ev)
-        for mod in self.plugins:
-            hook = getattr(mod, name, None)
-            if hook is None:
-                continue
+        for conn in subs:
+            self.server.notify(conn, "event", ev)
+        for mod, hook in hooks or ():
             try:
                 hook(self, dict(ev))
             except Exception:
@@ -1232,6 +1335,10 @@ class Daemon:
         if init is not None:
             init(self)
         self.plugins.append(mod)
+        for name in EVENT_NAMES:
+            hook = getattr(mod, name, None)
+            if callable(hook):
+                self._hooks.setdefault(name, []).append((mod, hook))
         return mod
 
     # ------------------------------------------------------------- lookups
@@ -1282,12 +1389,9 @@ class Daemon:
         elif pname not in self.profiles["tunnel"].items:
             raise RpcError.param(rpc_unix.ERR_TUNNEL_PROFILE_NOT_FOUND, "profile_name",
                                  f"no tunnel profile named {pname!r}", pname)
-        params = self.profiles["tunnel"].resolved(pname)
-        params.update(tunnel_id=None, tunnel_name=None, persist=False, interface_name=None)
-        params.update(req)
+        params = Params(self.profiles["tunnel"].resolved(pname), req)
         params["profile_name"] = pname
-        params.setdefault("peer_profile_name", peer_prof)
-        if params["peer_profile_name"] is None:
+        if params.get("peer_profile_name") is None:
             params["peer_profile_name"] = peer_prof
         if not params.get("dest_ipaddr"):
             raise RpcError.param(rpc_unix.ERR_PEER_ADDRESS_MISSING, "dest_ipaddr",
@@ -1311,7 +1415,7 @@ class Daemon:
             local = self.listen_addr
         rec = self._new_tunnel(params, (params["dest_ipaddr"], params["peer_udp_port"]),
                                local, True, now)
-        rec.create_params = dict(req)
+        rec.create_keys = self._keys(req)
         self.opening.setdefault(rec.peer[0], set()).add(rec.tid)
         self.event("tunnel_created", rec)
         self.dirty.add(rec.tid)
@@ -1360,10 +1464,7 @@ class Daemon:
                 raise RpcError.param(rpc_unix.ERR_SESSION_PROFILE_NOT_FOUND, "profile_name",
                                      f"no session profile named {sprof!r}", sprof)
             sprof = "default"
-        params = self.profiles["session"].resolved(sprof)
-        for k in SESSION_CREATE:
-            params.setdefault(k, None)
-        params.update(req)
+        params = Params(self.profiles["session"].resolved(sprof), req)
         params["profile_name"] = sprof
         params["ppp_profile_name"] = (req.get("ppp_profile_name")
                                       or self.profiles["session"].value(sprof,
@@ -1421,7 +1522,7 @@ class Daemon:
         except avp.LocalError as e:
             raise RpcError(rpc_unix.ERR_PARAM_BAD_VALUE, f"session parameters: {e.msg}")
         srec = SessionRec(rec, s.session_id, params, True, now)
-        srec.create_params = req
+        srec.create_keys = self._keys(req)
         rec.sessions[s.session_id] = srec
         if name:
             rec.session_names[name] = s.session_id
@@ -1480,6 +1581,8 @@ class Daemon:
             self.counters = dict.fromkeys(SYSTEM_COUNTERS, 0)
             self.msg_counters = {}
         self.system.update(p)
+        if "trace_flags" in p:
+            self.retrace()
         return self.m_system_get({}, conn)
 
     # -- profiles (one implementation for the four kinds)
@@ -1493,6 +1596,8 @@ class Daemon:
         profs = self.profiles[kind]
         if verb == "list":
             return sorted(profs.items)
+        if verb != "get":
+            profs.changed()
         name = p.pop("profile_name", None)
         if not name:
             raise RpcError.param(rpc_unix.ERR_PROFILE_NAME_MISSING, "profile_name",
@@ -1514,7 +1619,7 @@ class Daemon:
             raise RpcError.param(code, "profile_name", f"no {kind} profile named {name!r}",
                                  name)
         if verb == "get":
-            out = profs.resolved(name)
+            out = dict(profs.resolved(name))
             out["profile_name"] = name
             out["explicit"] = sorted(prof)
             if kind == "tunnel":
@@ -1570,7 +1675,8 @@ class Daemon:
         self._check_profile_refs(changes, ("peer_profile_name", "session_profile_name",
                                            "ppp_profile_name"))
         rec.params.update(changes)
-        rec.create_params.update(changes)
+        if rec.create_keys is not None:   # admin tunnels: config save writes them
+            rec.create_keys = self._keys(rec.create_keys + tuple(changes))
         ch = rec.t.channel
         ms = {"hello_timeout": 1000, "retry_timeout": 1000, "max_retry_timeout": 1000,
               "max_retries": 1, "tx_window_size": 1}
@@ -1579,8 +1685,11 @@ class Daemon:
                 setattr(ch, k, changes[k] * factor)
         if "tx_window_size" in changes:
             ch.set_peer_window(ch.peer_rx_window_size)
-        if "hide_avps" in changes:
-            rec.t.config.hide_avps = changes["hide_avps"]
+        if any(k in changes for k in _TUNNEL_CONFIG_KEYS):
+            rec.t.config = self._tunnel_config(rec.params)   # shared: never mutated
+        if "trace_flags" in changes:
+            rec.t.log = self._tunnel_logger(rec)
+            rec.t.channel.set_log(rec.t.log)
         self.dirty.add(rec.tid)
         return self.tunnel_info(rec, self.clock())
 
@@ -1903,8 +2012,7 @@ class Daemon:
         for rec in sorted(self.tunnels.values(), key=lambda r: r.tid):
             if not rec.created_by_admin or rec.deleted:
                 continue
-            cp = dict(rec.create_params)
-            cp.pop("tunnel_id", None)
+            cp = self.request_of(rec)
             if not cp.get("tunnel_name"):
                 cp["tunnel_name"] = rec.name = f"tunnel{rec.tid}"
                 self.tunnel_names[rec.name] = rec.tid
@@ -2040,12 +2148,6 @@ class _Reader:
         pass
 
 
-def _own_params(create):
-    """A session's create request without the ids that tie it to one tunnel."""
-    return {k: v for k, v in create.items()
-            if k not in ("tunnel_id", "tunnel_name", "session_id")}
-
-
 def _iso(t):
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
@@ -2067,18 +2169,27 @@ def _jsonable(v):
     return v
 
 
-def _sccrq_host_name(body):
-    """The Host Name AVP of an SCCRQ body without decoding it (never hidden: 4.3)."""
+def _sccrq_peek(body):
+    """(Host Name, Assigned Tunnel ID, Tie Breaker) of an SCCRQ body, each None when
+    absent, hidden or malformed, by walking the AVP headers only; the fsm decodes
+    the message properly. Host Name and Tie Breaker are never hidden (4.3)."""
+    host = ptid = tie = None
     pos, n = 8, len(body)
     while pos + 6 <= n:
         flags, vendor, attr = struct.unpack_from("!HHH", body, pos)
         length = flags & 0x3FF
         if length < 6 or pos + length > n:
-            return None
-        if vendor == 0 and attr == avp.HOST_NAME and not flags & 0x4000:
-            return bytes(body[pos + 6:pos + length]).decode("utf-8", "replace")
+            break
+        if vendor == 0 and not flags & 0x4000:
+            value = body[pos + 6:pos + length]
+            if attr == avp.HOST_NAME:
+                host = bytes(value).decode("utf-8", "replace")
+            elif attr == avp.ASSIGNED_TUNNEL_ID and length == 8:
+                ptid = (value[0] << 8) | value[1]
+            elif attr == avp.TIE_BREAKER and length == 14:
+                tie = bytes(value)
         pos += length
-    return None
+    return host, ptid, tie
 
 
 def _call_params(p, stype):

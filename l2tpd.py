@@ -59,6 +59,7 @@ from rpc_unix import RpcError
 
 VERSION = "0.1.0"
 L2TP_PORT = 1701
+UDP_RCVBUF = 4 << 20
 # Linux's IP_PKTINFO; CPython names it only from 3.13 on.
 IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)
 
@@ -555,6 +556,15 @@ class Daemon:
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
+        # Room for a burst of SCCRQs (every LAC back at once after an outage): the
+        # default ~208 KiB holds ~160 small datagrams (bench/RESULTS.md).
+        for opt in (getattr(socket, "SO_RCVBUFFORCE", None), socket.SO_RCVBUF):
+            try:
+                if opt is not None:
+                    s.setsockopt(socket.SOL_SOCKET, opt, UDP_RCVBUF)
+                    break
+            except OSError:
+                continue   # SO_RCVBUFFORCE needs CAP_NET_ADMIN; SO_RCVBUF is capped
         s.bind((self.listen_addr, self.port))
         s.setblocking(False)
         self.sock = s
@@ -1571,6 +1581,8 @@ class Daemon:
             num_ippools=len(self.pools),
             num_tunnels=len(self.tunnels), num_sessions=self.num_sessions,
             uptime=int(time.time() - self.start_time),
+            udp_rcvbuf=self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+            if self.sock else None,
             stats=dict(self.counters),
             messages={avp.MSG_NAMES.get(k, str(k)): {"rx": v[0], "tx": v[1], "rx_bad": v[2]}
                       for k, v in sorted(self.msg_counters.items())})

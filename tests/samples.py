@@ -5,20 +5,7 @@ holds only literals. Values are chosen to be recognisable in a dissector's outpu
 """
 
 import avp
-
-
-# A deterministic "random" source for hiding (tests only): a small LCG.
-class Rng:
-    def __init__(self, seed=1):
-        self.state = seed
-
-    def __call__(self, n):
-        out = bytearray(n)
-        for i in range(n):
-            self.state = (self.state * 1103515245 + 12345) & 0x7FFFFFFF
-            out[i] = (self.state >> 16) & 0xFF
-        return bytes(out)
-
+from util import Rng  # noqa: F401 - the samples' users import it from here
 
 SECRET = b"tunnel-secret"
 

@@ -9,36 +9,17 @@ test_ppp_glue.py.
 import hashlib
 
 import ppp
+from util import Rng, raises
 
 MPY = True
 
 SECRETS = {"alice": "wonderland", "bob": "builder"}
 
 
-class Rng:
-    """A deterministic "random" source: a small LCG."""
-
-    def __init__(self, seed=1):
-        self.state = seed
-
-    def __call__(self, n):
-        out = bytearray(n)
-        for i in range(n):
-            self.state = (self.state * 1103515245 + 12345) & 0x7FFFFFFF
-            out[i] = (self.state >> 16) & 0xFF
-        return bytes(out)
-
-
 def unhex(s):
     return bytes.fromhex(s.replace(" ", ""))
 
 
-def raises(exc, fn, *args, **kw):
-    try:
-        fn(*args, **kw)
-    except exc as e:
-        return e
-    raise AssertionError(f"{fn} did not raise {exc.__name__}")
 
 
 def server(seed=1, **kw):

@@ -104,7 +104,9 @@ Server (the daemon side)
   to every connection whose `conn.subscribed` is truthy and returns how many got it.
 - `server.connections` is {fd: RpcConnection}; `server.fileno()`, `server.close()`
   (closes clients, removes the socket file if it is still ours). Also a context manager.
-- Socket file: a stale socket at `path` is removed (one that refuses connections); a live
+- Socket file: it appears at `path` only once it listens (bound as `path~`, renamed), so
+  a client that sees the file can connect. A stale socket at `path` is removed (one that
+  refuses connections); a live
   one raises OSError(EADDRINUSE); a non-socket file there raises OSError(EEXIST). A missing
   parent directory is created with mode 0755. The file gets `mode` (0660) and `group`
   (name or gid) whatever the umask, before anyone can connect to it.
@@ -843,11 +845,15 @@ class RpcServer:
             os.mkdir(parent)
             os.chmod(parent, 0o755)  # reachable; the socket's own mode is the gate
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        # Bound under a temporary name and renamed into place once it listens: a client
+        # that sees `path` can connect (between bind and listen it would be refused).
         # Bind with umask 0777 so the file starts as mode 000: nobody but root can connect
         # until chown and chmod below are done, whatever the caller's umask.
+        tmp = path + "~"
+        _remove_stale(tmp)
         old = os.umask(0o777)
         try:
-            sock.bind(path)
+            sock.bind(tmp)
         except OSError:
             sock.close()
             raise
@@ -855,15 +861,16 @@ class RpcServer:
             os.umask(old)
         try:
             if gid is not None:
-                os.chown(path, -1, gid)
-            os.chmod(path, mode)
-            st = os.stat(path)
+                os.chown(tmp, -1, gid)
+            os.chmod(tmp, mode)
+            st = os.stat(tmp)
             self._ident = (st.st_dev, st.st_ino)
             sock.listen(max(4, min(max_clients, 128)))
             sock.setblocking(False)
+            os.rename(tmp, path)
         except BaseException:
             sock.close()
-            os.unlink(path)
+            os.unlink(tmp)
             raise
         self.sock = sock
         watch(sock.fileno(), self, EVENT_READ)
@@ -894,12 +901,13 @@ class RpcServer:
                 # Tell the client why before closing; the send fits the empty socket buffer.
                 err = RpcError(ERR_TOO_MANY_CLIENTS,
                                f"too many clients (max {self.max_clients})")
+                # Logged first: whoever reads the refusal finds it in the log already.
+                self._log(f"rpc client refused: {err.message}")
                 try:
                     sock.send(_error_line(None, err).encode() + b"\n")
                 except OSError:
                     pass
                 sock.close()
-                self._log(f"rpc client refused: {err.message}")
                 continue
             conn = RpcConnection(self, sock, now)
             self.connections[conn.fd] = conn

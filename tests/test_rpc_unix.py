@@ -811,3 +811,19 @@ def test_coerce_params_errors():
     with pytest.raises(RpcError) as ei:
         C("tunnel.create", {"dest_ipaddr": "1.2.3.4" * 20}, SPEC)
     assert ei.value.message.endswith("...")  # long values are shortened in the message
+
+
+def test_socket_appears_only_when_listening_and_a_dead_temp_name_is_cleared(tmp_path):
+    path = str(tmp_path / "l2tpd.sock")
+    dead = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    dead.bind(path + "~")       # what a daemon killed between bind and rename leaves
+    dead.close()
+    server = RpcServer(path, stub, nowatch)
+    try:
+        assert not os.path.exists(path + "~")
+        c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        c.connect(path)         # listening as soon as the name exists
+        c.close()
+    finally:
+        server.close()
+    assert not os.path.exists(path)

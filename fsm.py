@@ -41,7 +41,9 @@ Rules it keeps:
 
 Implemented: sections 7.2.1 (initiator and responder), 7.4.1, 7.4.2, 7.5.1,
 7.5.2; tunnel authentication both ways (5.1.1, 4.4.3) whenever a secret is set;
-hidden AVPs (4.3: never in StopCCN, in SCCRQ only with `hide_sccrq`); result
+hidden AVPs (4.3: never in StopCCN; in SCCRQ and SCCRP only with `hide_setup`,
+since Cisco cannot parse them in SCCRQ and xl2tpd unhides both before it knows the
+secret); result
 codes (4.4.2); the tie breaker value and comparison (4.4.3); StopCCN and CDN
 carry the ids we sent, tunnel messages Session ID 0 (rfc2661-notes 5.12).
 
@@ -216,7 +218,7 @@ LOCAL_EVENTS = ("open", "close", "lose-tie", "bearer-up")
 # OpenL2TP's names and defaults (../shared/reference/openl2tp-api.md 1.5); ms.
 _CONFIG = (
     ("host_name", "l2tpd"), ("secret", None), ("auth_mode", "none"), ("hide_avps", False),
-    ("hide_sccrq", False), ("framing_caps", 3), ("bearer_caps", 3), ("rx_window_size", 10),
+    ("hide_setup", False), ("framing_caps", 3), ("bearer_caps", 3), ("rx_window_size", 10),
     ("tx_window_size", 10), ("hello_timeout", 60000), ("retry_timeout", 1000),
     ("max_retry_timeout", 8000), ("max_retries", 5), ("ack_delay", 100),
     ("use_tiebreaker", False), ("max_sessions", 0), ("vendor_name", "l2tpd"),
@@ -244,7 +246,7 @@ class TunnelConfig:
             raise avp.LocalError(f"auth_mode {self.auth_mode!r} is not none, simple or challenge")
         if self.auth_mode == "challenge" and not self.secret:
             raise avp.LocalError("auth_mode challenge needs a secret")
-        if (self.hide_avps or self.hide_sccrq) and not self.secret:
+        if (self.hide_avps or self.hide_setup) and not self.secret:
             raise avp.LocalError("hide_avps needs a secret")  # OpenL2TP error 527
         # Unencodable values fail here, not in the middle of an action.
         avp.encode_message(avp.SCCRQ, (
@@ -548,8 +550,13 @@ class Tunnel(_Machine):
 
     def _send(self, now, mtype, avps, session_id=0, hide=True):
         c = self.config
+        # Nothing hidden in SCCRQ/SCCRP unless hide_setup: Cisco cannot parse hidden
+        # AVPs in SCCRQ, and xl2tpd unhides both before it looks its secret up, so it
+        # drops a tunnel whose SCCRP we hid (tests/test_xl2tpd_interop.py).
+        if mtype == avp.SCCRQ or mtype == avp.SCCRP:
+            hide = hide and c.hide_setup
         body = avp.encode_message(mtype, avps, c.secret, hide and c.hide_avps, self.rng,
-                                  c.hide_sccrq)
+                                  c.hide_setup)
         self.channel.send(body, now, session_id)
 
     def _channel_events(self, now):

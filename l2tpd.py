@@ -98,6 +98,8 @@ TUNNEL_PROFILE = {
                        "none; simple: peer must match a peer profile; challenge: and must "
                        "pass the L2TP challenge"),
     "hide_avps": _p("bool", False, "hide AVPs (needs secret)"),
+    "hide_setup_avps": _p("bool", False, "also hide AVPs in SCCRQ and SCCRP (Cisco cannot "
+                          "parse them in SCCRQ; xl2tpd cannot read either)"),
     "framing_caps": _enum(("none", "sync", "async", "any"), "any", "Framing Capabilities"),
     "bearer_caps": _enum(("none", "digital", "analog", "any"), "any", "Bearer Capabilities"),
     "use_tiebreaker": _p("bool", False, "send a Tie Breaker AVP (RFC 2661 4.4.3)"),
@@ -272,7 +274,8 @@ SESSION_MODIFIABLE = ("trace_flags", "sequencing_required", "use_sequence_number
 _REASON = {"reason": _p("str", None, "why (sent in the Result Code message)")}
 
 # The parameters that make up a tunnel's fsm.TunnelConfig (Daemon._tunnel_config).
-_TUNNEL_CONFIG_KEYS = ("host_name", "secret", "auth_mode", "hide_avps", "framing_caps",
+_TUNNEL_CONFIG_KEYS = ("host_name", "secret", "auth_mode", "hide_avps", "hide_setup_avps",
+                       "framing_caps",
                        "bearer_caps", "rx_window_size", "tx_window_size", "hello_timeout",
                        "retry_timeout", "max_retry_timeout", "max_retries", "use_tiebreaker",
                        "max_sessions")
@@ -816,6 +819,7 @@ class Daemon:
             host_name=params["host_name"],
             secret=secret.encode() if secret else None,
             auth_mode=params["auth_mode"], hide_avps=bool(params["hide_avps"]),
+            hide_setup=bool(params["hide_setup_avps"]),
             framing_caps=_CAPS[params["framing_caps"]],
             bearer_caps=_CAPS[params["bearer_caps"]],
             rx_window_size=params["rx_window_size"], tx_window_size=params["tx_window_size"],

@@ -395,8 +395,8 @@ def test_hidden_avps_on():
     hidden = [m for _, m in msgs if m.hidden]
     assert len(hidden) >= 4                      # SCCRP, SCCCN, ICRQ, ICRP, ICCN...
     for _, m in msgs:
-        if m.type == avp.SCCRQ:
-            assert not m.hidden                  # nothing hidden in SCCRQ by default
+        if m.type in (avp.SCCRQ, avp.SCCRP):
+            assert not m.hidden                  # nothing hidden in setup by default
         if m.type == avp.ICRQ:
             assert avp.CALLING_NUMBER in m.hidden and avp.ASSIGNED_SESSION_ID in m.hidden
     lac.take(t.close(net.now))
@@ -405,11 +405,13 @@ def test_hidden_avps_on():
     assert not stop.hidden                       # readable even with a wrong secret
 
 
-def test_hidden_sccrq_when_asked():
-    kw = {"secret": b"hide", "hide_avps": True, "hide_sccrq": True}
-    net, lac, lns, t = connect(kw, {"secret": b"hide"})
+def test_hidden_setup_messages_when_asked():
+    kw = {"secret": b"hide", "hide_avps": True, "hide_setup": True}
+    net, lac, lns, t = connect(kw, dict(kw))
     (_, rq), = net.messages("lac", avp.SCCRQ, b"hide")
-    assert avp.ASSIGNED_TUNNEL_ID in rq.hidden and t.state == "established"
+    (_, rp), = net.messages("lns", avp.SCCRP, b"hide")
+    assert avp.ASSIGNED_TUNNEL_ID in rq.hidden and avp.ASSIGNED_TUNNEL_ID in rp.hidden
+    assert t.state == "established"
 
 
 def test_hidden_avp_without_a_secret_refused():

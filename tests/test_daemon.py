@@ -90,7 +90,7 @@ def test_tunnel_authentication_success_and_failure(pair):
     # Peers at 127.0.0.1 must pass the challenge and hide AVPs; the peer that calls
     # itself "plain" (matched by Host Name first) gets a challenge without hiding.
     b.ctl("tunnel", "profile", "create", "profile_name=secure", "secret=s3cret",
-          "auth_mode=challenge", "hide_avps=yes")
+          "auth_mode=challenge", "hide_avps=yes", "hide_setup_avps=yes")
     b.ctl("tunnel", "profile", "create", "profile_name=chal", "secret=s3cret",
           "auth_mode=challenge")
     b.ctl("peer", "profile", "create", "profile_name=lac", "peer_ipaddr=127.0.0.1",
@@ -104,7 +104,8 @@ def test_tunnel_authentication_success_and_failure(pair):
     shown = json.loads(a.ctl("tunnel", "show", "tunnel_name=good", json_out=True).stdout)
     assert shown["peer"]["challenge_ok"] is True
 
-    # Wrong secret, hidden AVPs: the first hidden AVP of the SCCRP does not decrypt.
+    # Wrong secret, hidden AVPs (hide_setup_avps: in SCCRP too): the first hidden AVP
+    # of the SCCRP does not decrypt.
     a.ctl("tunnel", "create", *dest, "tunnel_name=bad", "secret=wrong")
     # Wrong secret, nothing hidden: the challenge response does not match.
     a.ctl("tunnel", "create", *dest, "tunnel_name=bad2", "secret=wrong", "host_name=plain")

@@ -30,7 +30,8 @@ Profile inheritance (OpenL2TP's PROFILES section, openl2tp.7):
 Events (pushed as JSON-RPC notifications "event" to `events.subscribe`d connections and
 passed to plugin hooks of the same name): tunnel_created, tunnel_up, tunnel_down,
 tunnel_deleted, session_created, session_up, session_down, session_deleted,
-session_info. Each carries ids, names, the peer address and, for downs, the reason.
+session_info, session_ppp_up, profile_created, profile_deleted. Each carries ids, names,
+the peer address and, for downs, the reason.
 
 Plugins (`-p FILE.py`, repeatable): a Python file whose functions named like the events
 are called with (daemon, event_dict); an optional `init(daemon)` runs at load. A hook that
@@ -60,6 +61,7 @@ from rpc_unix import RpcError
 VERSION = "0.1.0"
 L2TP_PORT = 1701
 UDP_RCVBUF = 4 << 20
+MAX_WAIT = 60.0          # seconds: the longest the loop sleeps, whatever the deadlines
 # Linux's IP_PKTINFO; CPython names it only from 3.13 on.
 IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)
 
@@ -376,7 +378,7 @@ class TunnelRec:
     __slots__ = ("tid", "t", "params", "peer", "local", "created_by_admin", "create_time",
                  "name", "create_keys", "sessions", "session_names", "restore", "deleted",
                  "scheduled", "peer_key", "persist_attempts", "was_up", "down_reason",
-                 "idle_since")
+                 "idle_since", "idle_timer")
 
     def __init__(self, tid, t, params, peer, local, created_by_admin, now):
         self.tid = tid
@@ -398,6 +400,7 @@ class TunnelRec:
         self.was_up = False
         self.down_reason = None
         self.idle_since = now
+        self.idle_timer = None        # the pending idle_timeout check, if any
 
 
 class SessionRec:
@@ -468,6 +471,8 @@ class Daemon:
         self.policy = Policy(self)
         self._tconf = {}         # configuration key -> shared fsm.TunnelConfig
         self._keysets = {}       # interned create_keys tuples
+        self._made = {}          # config line text -> ids of what it created (SIGHUP)
+        self.persist_pending = {}  # name -> a persistent tunnel waiting to be re-created
         self._local_ips = {}     # packed address -> its text, one string per address
         self.pools = {}          # name -> ppp.IpPool
         self._secrets = {}       # path -> (mtime, entries)
@@ -764,8 +769,8 @@ class Daemon:
         for tid in sorted(self.opening.get(addr[0], ())):
             rec = self.tunnels.get(tid)
             # Compared even when ours carried none: a lone tie breaker wins (4.4.3).
-            if rec is None or rec.t.state != "wait-ctl-reply":
-                continue
+            if rec is None or rec.t.state != "wait-ctl-reply" or rec.peer[1] != addr[1]:
+                continue   # another host behind the same NAT address is not our peer
             winner = fsm.tie_breaker_winner(rec.t.tiebreaker, theirs)
             if winner in ("theirs", "both"):
                 self.trace(TRACE_BITS["protocol"], f"tunnel {rec.tid}: lost the tie breaker",
@@ -900,7 +905,6 @@ class Daemon:
         if mode in ("simple", "challenge"):
             name = self.match_peer_profile(host, rec.peer[0])
             if name == "default":
-                self.counters["auth_fails"] += 1
                 return (avp.STOPCCN_NOT_AUTHORIZED, None,
                         f"no peer profile matches host {host!r} at {rec.peer[0]}")
         rec.params["peer_host_name"] = host
@@ -951,21 +955,33 @@ class Daemon:
         self._arm_idle(rec)
 
     def _arm_idle(self, rec):
-        """idle_timeout (OpenL2TP): clear a tunnel that stays without sessions."""
+        """idle_timeout (OpenL2TP): clear a tunnel that stays without sessions. One
+        timer per tunnel at most; it holds the tunnel's id, not its record, and reads
+        the timeout when it fires (tunnel.modify may change it)."""
+        if rec.idle_timer is not None:
+            rec.idle_timer.cancelled = True
+            rec.idle_timer = None
         idle = rec.params.get("idle_timeout") or 0
-        if not idle or rec.sessions:
+        if not idle or rec.sessions or rec.t.state != "established":
             return
+        tid, born = rec.tid, rec.create_time
 
         def check(now):
-            if (self.tunnels.get(rec.tid) is rec and not rec.sessions
-                    and rec.t.state == "established"):
-                if now - rec.idle_since >= idle * 1000:
-                    self.dirty.add(rec.tid)
-                    self.apply(rec, rec.t.close(now, avp.STOPCCN_GENERAL, None,
-                                                f"idle for {idle} s without sessions"), now)
-                else:
-                    self._arm_idle(rec)
-        self.call_later(max(0, rec.idle_since + idle * 1000 - self.clock()), check)
+            r = self.tunnels.get(tid)
+            if r is None or r.create_time != born or r.idle_timer is not timer:
+                return
+            r.idle_timer = None
+            secs = r.params.get("idle_timeout") or 0
+            if not secs or r.sessions or r.t.state != "established":
+                return
+            if now - r.idle_since >= secs * 1000:
+                self.dirty.add(tid)
+                self.apply(r, r.t.close(now, avp.STOPCCN_GENERAL, None,
+                                        f"idle for {secs} s without sessions"), now)
+            else:
+                self._arm_idle(r)
+        timer = self.call_later(max(0, rec.idle_since + idle * 1000 - self.clock()), check)
+        rec.idle_timer = timer
 
     def _act_tunnel_down(self, rec, a, now):
         rec.down_reason = a[2]
@@ -1110,8 +1126,8 @@ class Daemon:
                    f"{delay} ms (attempt {n + 1})", rec)
 
         def recreate(now):
-            if name and name in self.tunnel_names:
-                return   # the administrator made a new one meanwhile
+            if name and self.persist_pending.pop(name, None) is None:
+                return   # deleted, or made anew by the administrator, meanwhile
             try:
                 new = self.create_tunnel(create, now)
             except RpcError as e:
@@ -1121,7 +1137,12 @@ class Daemon:
                 return
             new.persist_attempts = n + 1
             new.restore = sessions
-        self.call_later(delay, recreate)
+        timer = self.call_later(delay, recreate)
+        if name:
+            # tunnel get/list/delete and config save still know it by its name
+            self.persist_pending[name] = {"create": create, "restore": sessions,
+                                          "timer": timer, "at": now + delay,
+                                          "attempt": n + 1, "reason": rec.down_reason}
 
     def _keys(self, names):
         """The sorted tuple of `names`, one object per distinct set: ten thousand
@@ -1211,8 +1232,9 @@ class Daemon:
             if d is not None and (best is None or d < best):
                 best = d
         if best is None:
-            return None
-        return max(0, best - now) / 1000.0
+            return MAX_WAIT
+        # Capped: a deadline days away (hello_timeout=3000000) would overflow select().
+        return min(max(0, best - now) / 1000.0, MAX_WAIT)
 
     # ------------------------------------------------------------- the loop
     def run(self):
@@ -1226,7 +1248,9 @@ class Daemon:
                 timeout = 0.05 if timeout is None else min(timeout, 0.05)
             try:
                 ready = self.sel.select(timeout)
-            except InterruptedError:
+            except (InterruptedError, OverflowError, ValueError) as e:
+                if not isinstance(e, InterruptedError):
+                    self.log.error(f"select({timeout}): {e}")
                 ready = []
             now = self.clock()
             for key, ev in ready:
@@ -1269,6 +1293,9 @@ class Daemon:
                     self.log.info(f"re-applied {self.config_file}")
                 except rpc_unix.ConfigError as e:
                     self.log.error(f"{e}; keeping the previous configuration")
+                except Exception:
+                    self.log.exception(f"{self.config_file}: SIGHUP failed; keeping the "
+                                       "previous configuration")
 
     def begin_stop(self, now, grace_ms=3000):
         """StopCCN to every peer, then wait (bounded) until they are acknowledged."""
@@ -1421,6 +1448,8 @@ class Daemon:
         if name is not None and name in self.tunnel_names:
             raise RpcError.param(rpc_unix.ERR_TUNNEL_ALREADY_EXISTS, "tunnel_name",
                                  f"a tunnel named {name!r} already exists", name)
+        if name is not None and not validate_only and name in self.persist_pending:
+            self.persist_pending.pop(name)["timer"].cancelled = True   # this one wins
         self._check_profile_refs(params, ("session_profile_name", "ppp_profile_name"))
         if validate_only:
             return None
@@ -1572,6 +1601,16 @@ class Daemon:
             raise RpcError(rpc_unix.ERR_METHOD_NOT_FOUND, f"unknown method {method!r}")
         spec = self.describe()[method]["params"]
         typed = rpc_unix.coerce_params(method, params, spec)
+        for k, v in typed.items():
+            if isinstance(v, str):
+                if not v and k.endswith("_name"):
+                    raise RpcError.param(rpc_unix.ERR_PARAM_BAD_VALUE, k,
+                                         "must not be empty", v)
+                try:
+                    v.encode("utf-8")
+                except UnicodeError:
+                    raise RpcError.param(rpc_unix.ERR_PARAM_BAD_VALUE, k,
+                                         "is not valid text (UTF-8)", repr(v))
         self.trace(TRACE_BITS["api"], f"rpc {method} {sorted(typed)}")
         return fn(self, typed, conn)
 
@@ -1622,7 +1661,7 @@ class Daemon:
             if name in profs.items:
                 raise RpcError.param(rpc_unix.ERR_PROFILE_ALREADY_EXISTS, "profile_name",
                                      f"{kind} profile {name!r} already exists", name)
-            self._check_profile_values(kind, p)
+            self._check_profile_values(kind, p, name)
             profs.items[name] = dict(p)
             self.event("profile_created", kind=kind, profile_name=name)
             return {"profile_name": name}
@@ -1642,7 +1681,7 @@ class Daemon:
                 out["secret"] = "********" if out.get("secret") else None
             return out
         if verb == "modify":
-            self._check_profile_values(kind, p)
+            self._check_profile_values(kind, p, name)
             prof.update(p)
             return {"profile_name": name}
         if verb == "unset":
@@ -1654,22 +1693,85 @@ class Daemon:
             if name == "default":
                 raise RpcError.param(rpc_unix.ERR_NOT_PERMITTED, "profile_name",
                                      f"the default {kind} profile cannot be deleted", name)
+            users = self._profile_users(kind, name)
+            if users:
+                raise RpcError.param(rpc_unix.ERR_PROFILE_IN_USE, "profile_name",
+                                     f"{kind} profile {name!r} is used by "
+                                     + ", ".join(users[:5])
+                                     + (f" and {len(users) - 5} more" if len(users) > 5
+                                        else ""), name)
             del profs.items[name]
             self.event("profile_deleted", kind=kind, profile_name=name)
             return {"profile_name": name}
         raise RpcError(rpc_unix.ERR_METHOD_NOT_FOUND, f"unknown verb {verb}")
 
-    def _check_profile_values(self, kind, p):
-        if kind == "tunnel" and p.get("hide_avps") and not p.get("secret"):
+    # Who may name a profile of each kind: (tunnel params, session params, profiles).
+    _PROFILE_REFS = {
+        "tunnel": (("profile_name",), (), (("peer", "tunnel_profile_name"),)),
+        "session": (("session_profile_name",), ("profile_name",),
+                    (("tunnel", "session_profile_name"), ("peer", "session_profile_name"))),
+        "ppp": (("ppp_profile_name",), ("ppp_profile_name",),
+                (("tunnel", "ppp_profile_name"), ("session", "ppp_profile_name"),
+                 ("peer", "ppp_profile_name"))),
+        "peer": (("peer_profile_name",), (), (("tunnel", "peer_profile_name"),)),
+    }
+
+    def _profile_users(self, kind, name):
+        """Who names profile `name` of `kind`: tunnels, sessions and other profiles."""
+        t_refs, s_refs, p_refs = self._PROFILE_REFS[kind]
+        users = []
+        for rec in self.tunnels.values():
+            if any(rec.params.get(r) == name for r in t_refs):
+                users.append(f"tunnel {rec.tid}")
+            for srec in rec.sessions.values():
+                if any(srec.params.get(r) == name for r in s_refs):
+                    users.append(f"session {rec.tid}/{srec.sid}")
+        for other, ref in p_refs:
+            for pname, vals in self.profiles[other].items.items():
+                if vals.get(ref) == name:
+                    users.append(f"{other} profile {pname}")
+        return users
+
+    def _check_profile_values(self, kind, p, name=None):
+        """Checks on the profile as it will be (this request over what it has)."""
+        if kind != "tunnel":
+            return
+        profs = self.profiles["tunnel"]
+
+        def val(k):
+            return p[k] if k in p else profs.value(name, k)
+        if val("hide_avps") and not val("secret"):
             raise RpcError.param(rpc_unix.ERR_TUNNEL_HIDE_AVPS_NEEDS_SECRET, "hide_avps",
-                                 "hiding AVPs needs a secret in the same profile", True)
+                                 "hiding AVPs needs a secret", True)
+        if val("auth_mode") == "challenge" and not val("secret"):
+            raise RpcError.param(rpc_unix.ERR_PARAM_BAD_VALUE, "auth_mode",
+                                 "challenge needs a secret", "challenge")
 
     # -- tunnels
     def m_tunnel_create(self, p, conn):
         rec = self.create_tunnel(p, self.clock())
         return {"tunnel_id": rec.tid, "tunnel_name": rec.name}
 
+    def _pending(self, p):
+        """The persistent tunnel named in `p` that is waiting to be re-created."""
+        name = p.get("tunnel_name")
+        if name is not None and name not in self.tunnel_names:
+            return self.persist_pending.get(name)
+        return None
+
+    def _pending_info(self, name, pend):
+        return {"tunnel_name": name, "tunnel_id": None, "state": "persist-pending",
+                "persist": True, "attempt": pend["attempt"],
+                "next_attempt_in_ms": max(0, pend["at"] - self.clock()),
+                "down_reason": pend["reason"], "num_sessions": 0,
+                "dest_ipaddr": pend["create"].get("dest_ipaddr")}
+
     def m_tunnel_delete(self, p, conn):
+        pend = self._pending(p)
+        if pend is not None:   # not re-created after all
+            pend["timer"].cancelled = True
+            del self.persist_pending[p["tunnel_name"]]
+            return {"tunnel_name": p["tunnel_name"], "tunnel_id": None}
         rec = self.find_tunnel(p)
         now = self.clock()
         rec.deleted = True
@@ -1703,6 +1805,8 @@ class Daemon:
             ch.set_peer_window(ch.peer_rx_window_size)
         if any(k in changes for k in _TUNNEL_CONFIG_KEYS):
             rec.t.config = self._tunnel_config(rec.params)   # shared: never mutated
+        if "idle_timeout" in changes:
+            self._arm_idle(rec)
         if "trace_flags" in changes:
             rec.t.log = self._tunnel_logger(rec)
             rec.t.channel.set_log(rec.t.log)
@@ -1710,6 +1814,9 @@ class Daemon:
         return self.tunnel_info(rec, self.clock())
 
     def m_tunnel_get(self, p, conn):
+        pend = self._pending(p)
+        if pend is not None:
+            return self._pending_info(p["tunnel_name"], pend)
         return self.tunnel_info(self.find_tunnel(p), self.clock())
 
     def m_tunnel_list(self, p, conn):
@@ -1718,9 +1825,13 @@ class Daemon:
             recs = [r for r in recs if r.created_by_admin]
         if p.get("remote_only"):
             recs = [r for r in recs if not r.created_by_admin]
-        return [{"tunnel_id": r.tid, "tunnel_name": r.name, "state": r.t.state,
+        rows = [{"tunnel_id": r.tid, "tunnel_name": r.name, "state": r.t.state,
                  "peer_tunnel_id": r.t.peer_tunnel_id, "dest_ipaddr": r.peer[0],
                  "num_sessions": len(r.sessions)} for r in recs]
+        if not p.get("remote_only"):
+            rows += [self._pending_info(n, self.persist_pending[n])
+                     for n in sorted(self.persist_pending) if n not in self.tunnel_names]
+        return rows
 
     # -- sessions
     def m_session_create(self, p, conn):
@@ -1740,6 +1851,8 @@ class Daemon:
         rec, srec = self.find_session(p)
         changes = {k: v for k, v in p.items() if k in SESSION_MODIFIABLE}
         srec.params.update(changes)
+        if srec.create_keys is not None:   # config save and persistence keep them
+            srec.create_keys = self._keys(srec.create_keys + tuple(changes))
         return self.session_info(rec, srec)
 
     def m_session_get(self, p, conn):
@@ -1832,10 +1945,10 @@ class Daemon:
 
     def m_ippool_modify(self, p, conn):
         pool = self._pool(p)
-        if "netmask" in p:
-            pool.netmask = p["netmask"]
         if p.get("first_addr"):
             self._pool_call(pool.add_block, p["first_addr"], p.get("num_addrs") or 1)
+        if "netmask" in p:
+            pool.netmask = p["netmask"]
         return pool.to_dict()
 
     def _pool_block(verb):
@@ -1861,6 +1974,9 @@ class Daemon:
     # -- events, config, describe
     def m_events_subscribe(self, p, conn):
         names = p.get("events")
+        if names is not None and not isinstance(names, list):
+            raise RpcError.param(rpc_unix.ERR_PARAM_BAD_VALUE, "events",
+                                 "give event names, e.g. tunnel_up,session_down", names)
         conn.subscribed = set(names) if names else True
         return {"subscribed": sorted(names) if names else "all"}
 
@@ -1876,15 +1992,18 @@ class Daemon:
         text = self.config_text()
         tmp = f"{path}.tmp.{os.getpid()}"
         try:
-            with open(tmp, "w") as f:
-                f.write(text)
+            data = text.encode("utf-8")
+            # 0600: the file holds secrets and passwords.
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)
-        except OSError as e:
+        except (OSError, ValueError, UnicodeError) as e:
             try:
                 os.unlink(tmp)
-            except OSError:
+            except (OSError, ValueError):
                 pass
             raise RpcError.param(rpc_unix.ERR_CONFIG_FILE, "file", f"cannot write: {e}", path)
         return {"file": path, "lines": text.count("\n")}
@@ -1913,11 +2032,7 @@ class Daemon:
         """Apply a config file of l2tpctl commands. All-or-nothing for profiles and
         the system object: an error restores them and raises ConfigError naming the
         line. Tunnel and session commands are checked first, then run in order."""
-        try:
-            with open(path) as f:
-                text = f.read()
-        except OSError as e:
-            raise rpc_unix.ConfigError(f"cannot read: {e.strerror}", path, None)
+        text = _read_config(path)
         cmds = rpc_unix.parse_config(text, path, CONFIG_VERBS)
         import copy  # only here: a snapshot to restore if a line fails
         saved = ({k: v.copy() for k, v in self.profiles.items()}, dict(self.system),
@@ -1933,6 +2048,10 @@ class Daemon:
                     obj = method.split(".")[0]
                     if obj in ("tunnel", "session"):
                         self._config_check(method, typed)
+                        later.append((lineno, method, typed))
+                    elif obj == "system":
+                        # In file order with the tunnels: a deny flag or limit set
+                        # after them must not refuse them (config save writes it last).
                         later.append((lineno, method, typed))
                     elif method == "ippool.create" and typed["pool_name"] in self.pools:
                         pass   # re-applied on SIGHUP: the pool and its addresses stay
@@ -1957,7 +2076,6 @@ class Daemon:
                 self._config_run(method, typed, now)
             except RpcError as e:
                 self.log.error(f"{path}:{lineno}: {e.message}")
-        self.config_file = self.config_file or path
         return len(cmds)
 
     def _already_in_pool(self, method, p):
@@ -1968,42 +2086,87 @@ class Daemon:
         want = {"first_addr": p["first_addr"], "num_addrs": p.get("num_addrs") or 1}
         return want in d
 
+    def _config_made(self, method, p):
+        """The live object an earlier application of this very line made, if it is
+        still there: a re-applied file (SIGHUP) must not make it again, even when it
+        has no name (the line's text is the key)."""
+        key = rpc_unix.format_command(method, p)
+        made = self._made.get(key)
+        if made is None:
+            return key, None
+        rec = self.tunnels.get(made[0])
+        if rec is None or rec.create_time != made[1]:
+            return key, None
+        if method == "tunnel.create":
+            return key, rec
+        srec = rec.sessions.get(made[2])
+        return key, srec if srec is not None and srec.create_time == made[3] else None
+
     def _config_check(self, method, p):
         if method == "tunnel.create":
-            if p.get("tunnel_name") in self.tunnel_names:
+            if p.get("tunnel_name") in self.tunnel_names or self._config_made(method, p)[1]:
                 return
             self.create_tunnel(p, 0, validate_only=True)
         elif method == "session.create":
             name = p.get("tunnel_name")
+            if name is None and p.get("tunnel_id") is None:
+                raise RpcError.param(rpc_unix.ERR_PARAM_MISSING, "tunnel_name",
+                                     "give tunnel_id or tunnel_name")
             if name is not None and name not in self.tunnel_names and p.get("tunnel_id") \
                     is None:
-                return  # the tunnel is created by an earlier line of the same file
-            rec = self.find_tunnel(p) if (name in self.tunnel_names
-                                          or p.get("tunnel_id")) else None
-            if rec is not None and p.get("session_name") not in rec.session_names:
+                # The tunnel comes from an earlier line of the same file: check what
+                # does not need it.
+                self._check_session_request(p)
+                return
+            rec = self.find_tunnel(p)
+            if p.get("session_name") not in rec.session_names and \
+                    not self._config_made(method, p)[1]:
                 self._create_session_in(rec, p, 0, validate_only=True)
 
+    def _check_session_request(self, p):
+        for k, kind, code in (("profile_name", "session", rpc_unix.ERR_SESSION_PROFILE_NOT_FOUND),
+                              ("ppp_profile_name", "ppp", rpc_unix.ERR_PPP_PROFILE_NOT_FOUND)):
+            v = p.get(k)
+            if v is not None and v not in self.profiles[kind].items:
+                raise RpcError.param(code, k, f"no {kind} profile named {v!r}", v)
+        _call_params(p, p.get("session_type") or "laic")
+
     def _config_run(self, method, p, now):
-        if method == "tunnel.create" and p.get("tunnel_name") in self.tunnel_names:
+        key, made = self._config_made(method, p)
+        if method == "tunnel.create" and (p.get("tunnel_name") in self.tunnel_names
+                                          or made is not None):
+            rec = made or self.tunnels[self.tunnel_names[p["tunnel_name"]]]
             mod = {k: v for k, v in p.items() if k in TUNNEL_MODIFIABLE}
-            mod["tunnel_name"] = p["tunnel_name"]
+            mod["tunnel_id"] = rec.tid
             self.m_tunnel_modify(mod, None)
+        elif method == "tunnel.create":
+            rec = self.create_tunnel(p, now)
+            self._made[key] = (rec.tid, rec.create_time)
         elif method == "session.create":
             rec = self.find_tunnel(p)
-            if p.get("session_name") in rec.session_names:
+            if p.get("session_name") in rec.session_names or made is not None:
                 return
-            self._create_session_in(rec, p, now)
+            srec = self._create_session_in(rec, p, now)
+            self._made[key] = (rec.tid, rec.create_time, srec.sid, srec.create_time)
         else:
             self.methods[method](self, p, None)
+
+    def _name_tunnel(self, rec):
+        """Give an unnamed admin tunnel a free name, so that a saved config can name
+        it in its session lines and a re-applied one finds it."""
+        name, n = f"tunnel{rec.tid}", 1
+        while name in self.tunnel_names:
+            n += 1
+            name = f"tunnel{rec.tid}-{n}"
+        rec.name = name
+        rec.params["tunnel_name"] = name
+        rec.create_keys = self._keys((rec.create_keys or ()) + ("tunnel_name",))
+        self.tunnel_names[name] = rec.tid
 
     def config_text(self):
         """The current profiles, system settings and admin tunnels/sessions as
         config-file commands (restart with it to restore them)."""
         lines = [f"# written by l2tpd {VERSION} on {_iso(time.time())}"]
-        sysmod = {k: v for k, v in self.system.items()
-                  if v != SYSTEM[k].get("default") and v is not None}
-        if sysmod:
-            lines.append(rpc_unix.format_command("system.modify", sysmod))
         for name in sorted(self.pools):
             pool = self.pools[name]
             blocks = pool.to_dict()["addr_block"]
@@ -2028,14 +2191,27 @@ class Daemon:
         for rec in sorted(self.tunnels.values(), key=lambda r: r.tid):
             if not rec.created_by_admin or rec.deleted:
                 continue
+            if not rec.name:
+                self._name_tunnel(rec)
             cp = self.request_of(rec)
-            if not cp.get("tunnel_name"):
-                cp["tunnel_name"] = rec.name = f"tunnel{rec.tid}"
-                self.tunnel_names[rec.name] = rec.tid
             lines.append(rpc_unix.format_command("tunnel.create", cp))
             for sp in self.admin_session_params(rec):
                 sp["tunnel_name"] = cp["tunnel_name"]
                 lines.append(rpc_unix.format_command("session.create", sp))
+        for name in sorted(self.persist_pending):
+            if name in self.tunnel_names:
+                continue
+            pend = self.persist_pending[name]
+            lines.append(rpc_unix.format_command("tunnel.create", pend["create"]))
+            for sp in pend["restore"] or ():
+                lines.append(rpc_unix.format_command("session.create",
+                                                     dict(sp, tunnel_name=name)))
+        # Last: deny_local_tunnel_creates, max_tunnels ... must not refuse the
+        # tunnels of the file itself.
+        sysmod = {k: v for k, v in self.system.items()
+                  if v != SYSTEM[k].get("default") and v is not None}
+        if sysmod:
+            lines.append(rpc_unix.format_command("system.modify", sysmod))
         return "\n".join(lines) + "\n"
 
     methods = {}
@@ -2162,6 +2338,30 @@ class _Reader:
 
     def on_writable(self, now):
         pass
+
+
+def _read_config(path):
+    """A config file's text: a regular file, bounded, UTF-8 (errors name the line)."""
+    import stat
+    try:
+        with open(path, "rb") as f:
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise rpc_unix.ConfigError("not a regular file", path, None)
+            data = f.read(CONFIG_MAX + 1)
+    except (OSError, ValueError) as e:
+        raise rpc_unix.ConfigError(f"cannot read: {getattr(e, 'strerror', None) or e}",
+                                   path, None)
+    if len(data) > CONFIG_MAX:
+        raise rpc_unix.ConfigError(f"larger than {CONFIG_MAX} bytes", path, None)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise rpc_unix.ConfigError(f"not UTF-8 text (byte {data[e.start]:#04x})", path,
+                                   data[:e.start].count(b"\n") + 1)
+
+
+CONFIG_MAX = 16 << 20
 
 
 def _iso(t):
@@ -2323,6 +2523,7 @@ def main(argv=None):
         return 1
     Daemon._t0 = d.clock()
     if args.c:
+        d.config_file = args.c   # SIGHUP re-applies it
         try:
             d.apply_config_file(args.c)
         except rpc_unix.ConfigError as e:

@@ -372,3 +372,96 @@ def test_session_created_before_its_tunnel_is_up_is_created_once(pair):
     wait_for(lambda: _sessions(a) == {("laic", "established")}, what="session up")
     wait_for(lambda: _sessions(b) == {("lnic", "established")}, what="peer session up")
     assert len(a.call("session.list")) == 1 and len(b.call("session.list")) == 1
+
+
+# ---------------------------------------------------------------- review findings
+def test_very_long_timers_do_not_stop_the_daemon(pair):
+    a, _ = pair
+    # 3,000,000 s is past what select() can wait (2**31 ms): the loop caps its sleep.
+    a.ctl("tunnel", "create", "dest_ipaddr=127.0.0.2", f"peer_udp_port={a.port}",
+          "tunnel_name=t", "hello_timeout=3000000", "idle_timeout=2200000")
+    wait_for(lambda: tunnel_state(a, "t") == "established", what="up")
+    for _ in range(3):   # each call is a new connection; the crash came after one closed
+        assert a.call("system.get")["num_tunnels"] == 1
+    assert a.proc.poll() is None
+
+
+def test_non_utf8_config_names_the_line_at_start_and_on_sighup(tmp_path):
+    port = free_udp_port(("127.0.0.1",))
+    conf = tmp_path / "l2tpd.conf"
+    conf.write_bytes(b"system modify max_tunnels=5\n# caf\xe9\n")
+    d = L2tpd(tmp_path, "127.0.0.1", port, "u", config=str(conf))
+    with pytest.raises(AssertionError) as e:
+        d.start()
+    assert "l2tpd.conf:2: not UTF-8" in str(e.value)
+    d.stop()
+    conf.write_bytes(b"system modify max_tunnels=5\n")
+    d = L2tpd(tmp_path, "127.0.0.1", port, "u2", config=str(conf)).start()
+    try:
+        conf.write_bytes(b"system modify max_tunnels=7\n# caf\xe9\n")
+        d.send_signal(signal.SIGHUP)
+        wait_for(lambda: "not UTF-8" in d.read_log(), what="SIGHUP error logged")
+        assert d.call("system.get")["max_tunnels"] == 5
+        assert d.proc.poll() is None
+    finally:
+        d.stop()
+
+
+def test_sighup_does_not_duplicate_unnamed_objects(pair, tmp_path):
+    a, b = pair
+    conf = tmp_path / "unnamed.conf"
+    conf.write_text(f"tunnel create dest_ipaddr=127.0.0.2 peer_udp_port={a.port}\n")
+    a.call("config.restore", {"file": str(conf)})
+    wait_for(lambda: [t["state"] for t in a.call("tunnel.list")] == ["established"],
+             what="up")
+    tid = a.call("tunnel.list")[0]["tunnel_id"]
+    a.call("session.create", {"tunnel_id": tid})
+    for _ in range(2):
+        a.call("config.restore", {"file": str(conf)})
+    assert [t["tunnel_id"] for t in a.call("tunnel.list")] == [tid]
+    assert len(a.call("session.list")) == 1
+
+
+def test_config_save_never_steals_a_name_and_restores_with_deny_set(pair, tmp_path):
+    a, b = pair
+    dest = {"dest_ipaddr": "127.0.0.2", "peer_udp_port": a.port}
+    unnamed = a.call("tunnel.create", dict(dest))["tunnel_id"]
+    named = a.call("tunnel.create", dict(dest, tunnel_name=f"tunnel{unnamed}"))["tunnel_id"]
+    a.call("system.modify", {"deny_local_tunnel_creates": True})
+    conf = str(tmp_path / "saved.conf")
+    a.call("config.save", {"file": conf})
+    assert os.stat(conf).st_mode & 0o777 == 0o600          # secrets may be in it
+    assert a.call("tunnel.get", {"tunnel_name": f"tunnel{unnamed}"})["tunnel_id"] == named
+    names = sorted(t["tunnel_name"] for t in a.call("tunnel.list"))
+    assert len(set(names)) == 2
+    a.stop()
+    a.config = conf
+    a.start()   # the deny flag is applied after the file's own tunnels
+    assert sorted(t["tunnel_name"] for t in a.call("tunnel.list")) == names
+    assert a.call("system.get")["deny_local_tunnel_creates"] is True
+
+
+def test_profiles_in_use_and_inconsistent_profiles_are_refused(pair):
+    a, _ = pair
+    a.call("tunnel_profile.create", {"profile_name": "tp", "secret": "x"})
+    a.call("tunnel.create", {"dest_ipaddr": "127.0.0.2", "peer_udp_port": a.port,
+                             "profile_name": "tp"})
+    with pytest.raises(rpc_unix.RpcError) as e:
+        a.call("tunnel_profile.delete", {"profile_name": "tp"})
+    assert e.value.code == rpc_unix.ERR_PROFILE_IN_USE and "tunnel" in e.value.message
+    a.call("tunnel_profile.modify", {"profile_name": "tp", "hide_avps": True})  # has secret
+    with pytest.raises(rpc_unix.RpcError) as e:
+        a.call("tunnel_profile.modify", {"profile_name": "default", "auth_mode": "challenge"})
+    assert "secret" in e.value.message
+    with pytest.raises(rpc_unix.RpcError) as e:
+        a.call("tunnel.create", {"dest_ipaddr": "127.0.0.2", "tunnel_name": ""})
+    assert e.value.data["param"] == "tunnel_name"
+
+
+def test_idle_timeout_set_later_with_modify(pair):
+    a, _ = pair
+    a.call("tunnel.create", {"dest_ipaddr": "127.0.0.2", "peer_udp_port": a.port,
+                             "tunnel_name": "i"})
+    wait_for(lambda: tunnel_state(a, "i") == "established", what="up")
+    a.call("tunnel.modify", {"tunnel_name": "i", "idle_timeout": 1})
+    wait_for(lambda: tunnel_state(a, "i") == "closing", timeout=5, what="idle close")

@@ -473,6 +473,7 @@ class Daemon:
         self._keysets = {}       # interned create_keys tuples
         self._made = {}          # config line text -> ids of what it created (SIGHUP)
         self.persist_pending = {}  # name -> a persistent tunnel waiting to be re-created
+        self.closing = set()     # tids down and lingering (RFC 2661 5.7)
         self._local_ips = {}     # packed address -> its text, one string per address
         self.pools = {}          # name -> ppp.IpPool
         self._secrets = {}       # path -> (mtime, entries)
@@ -850,7 +851,9 @@ class Daemon:
 
     def _new_tunnel(self, params, peer, local, by_admin, now):
         maxt = self.system["max_tunnels"]
-        if maxt and len(self.tunnels) >= maxt:
+        # A peer's SCCRQ over the limit still gets a tunnel object, so that its
+        # policy check can answer with StopCCN (accept_tunnel) instead of silence.
+        if by_admin and maxt and self.active_tunnels() >= maxt:
             self.counters["too_many_tunnels"] += 1
             raise RpcError(rpc_unix.ERR_TUNNEL_LIMIT_EXCEEDED,
                            f"max_tunnels: the limit of {maxt} tunnels is reached")
@@ -897,6 +900,11 @@ class Daemon:
         """Policy for an SCCRQ (we answer) or SCCRP (we asked): deny, limits, auth mode."""
         host = msg.get(avp.HOST_NAME)
         if not rec.created_by_admin:
+            maxt = self.system["max_tunnels"]
+            if maxt and self.active_tunnels() > maxt:   # this one is counted already
+                self.counters["too_many_tunnels"] += 1
+                return (avp.STOPCCN_ERROR, avp.ERR_NO_RESOURCES,
+                        f"the limit of {maxt} tunnels is reached")
             if self.system["deny_remote_tunnel_creates"]:
                 return (avp.STOPCCN_NOT_AUTHORIZED, None, "remote tunnel creation is disabled")
             if self.system["drain_tunnels"]:
@@ -983,8 +991,13 @@ class Daemon:
         timer = self.call_later(max(0, rec.idle_since + idle * 1000 - self.clock()), check)
         rec.idle_timer = timer
 
+    def active_tunnels(self):
+        """Tunnels that count for max_tunnels: not those lingering after StopCCN."""
+        return len(self.tunnels) - len(self.closing)
+
     def _act_tunnel_down(self, rec, a, now):
         rec.down_reason = a[2]
+        self.closing.add(rec.tid)
         self._not_opening(rec)
         self.trace(TRACE_BITS["protocol"], f"tunnel {rec.tid} down: {a[2]}", rec)
         for srec in list(rec.sessions.values()):
@@ -1102,6 +1115,7 @@ class Daemon:
         if self.tunnels.get(rec.tid) is not rec:
             return
         del self.tunnels[rec.tid]
+        self.closing.discard(rec.tid)
         self._not_opening(rec)
         if rec.peer_key and self.by_peer.get(rec.peer_key) == rec.tid:
             del self.by_peer[rec.peer_key]

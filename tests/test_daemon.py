@@ -465,3 +465,24 @@ def test_idle_timeout_set_later_with_modify(pair):
     wait_for(lambda: tunnel_state(a, "i") == "established", what="up")
     a.call("tunnel.modify", {"tunnel_name": "i", "idle_timeout": 1})
     wait_for(lambda: tunnel_state(a, "i") == "closing", timeout=5, what="idle close")
+
+
+def test_an_lns_at_max_tunnels_answers_with_stopccn(pair):
+    a, b = pair
+    b.call("system.modify", {"max_tunnels": 1})
+    dest = {"dest_ipaddr": "127.0.0.2", "peer_udp_port": a.port}
+    a.call("tunnel.create", dict(dest, tunnel_name="one"))
+    wait_for(lambda: tunnel_state(a, "one") == "established", what="first up")
+    a.call("tunnel.create", dict(dest, tunnel_name="two"))
+    # Refused at once with a reason, not left to retransmit into silence.
+    wait_for(lambda: tunnel_state(a, "two") == "closing", timeout=3, what="refused")
+    r = a.call("tunnel.get", {"tunnel_name": "two"})["result"]
+    assert (r["result_code"], r["error_code"]) == (2, 4) and "limit" in r["error_message"]
+    assert b.call("system.get")["stats"]["too_many_tunnels"] == 1
+    assert [t["state"] for t in b.call("tunnel.list")].count("established") == 1
+    # The refused tunnel lingers (31 s) but does not hold the slot of a cleared one.
+    a.call("tunnel.delete", {"tunnel_name": "one"})
+    wait_for(lambda: all(t["state"] != "established" for t in b.call("tunnel.list")),
+             what="one cleared")
+    a.call("tunnel.create", dict(dest, tunnel_name="three"))
+    wait_for(lambda: tunnel_state(a, "three") == "established", what="three up")

@@ -824,11 +824,6 @@ def kernel_l2tp_status():
     return False, why
 
 
-def kernel_has_l2tp():
-    """True when the kernel has L2TP (generic netlink family, or the /proc and /sys marks)."""
-    return kernel_l2tp_status()[0]
-
-
 def pppd_path():
     """pppd's path, or None (the kernel data path hands the PPPoL2TP socket to pppd)."""
     import shutil

@@ -450,6 +450,7 @@ class Daemon:
         self.rng = rng
         self.log = log or logging.getLogger("l2tpd")
         self.start_time = time.time()
+        self._t0 = clock()       # the monotonic ms at start_time (see wall_time)
         self.profiles = {k: Profiles(k, s) for k, s in PROFILE_KINDS.items()}
         self.system = {p: s.get("default") for p, s in SYSTEM.items()}
         self.system["trace_flags"] = trace_flags
@@ -1490,6 +1491,10 @@ class Daemon:
                         "peer": rpc_unix.ERR_PEER_PROFILE_NOT_FOUND}[kind]
                 raise RpcError.param(code, p, f"no {kind} profile named {v!r}", v)
 
+    def wall_time(self, ms):
+        """A loop time (monotonic ms) as an ISO UTC timestamp."""
+        return _iso(self.start_time + (ms - self._t0) / 1000.0)
+
     def tunnel_info(self, rec, now):
         t = rec.t
         p = rec.params
@@ -1497,7 +1502,7 @@ class Daemon:
         out.update(
             tunnel_id=rec.tid, tunnel_name=rec.name, peer_tunnel_id=t.peer_tunnel_id,
             state=t.state, created_by_admin=rec.created_by_admin,
-            create_time=_iso(self.start_time + (rec.create_time - self._t0) / 1000.0),
+            create_time=self.wall_time(rec.create_time),
             dest_ipaddr=rec.peer[0], peer_udp_port=rec.peer[1],
             src_ipaddr=rec.local, our_udp_port=self.port,
             profile_name=p.get("profile_name"), persist=bool(p.get("persist")),
@@ -1600,7 +1605,7 @@ class Daemon:
             session_type=p.get("session_type"),
             state=s.state if s is not None else "closed",
             created_by_admin=srec.created_by_admin,
-            create_time=_iso(self.start_time + (srec.create_time - self._t0) / 1000.0),
+            create_time=self.wall_time(srec.create_time),
             profile_name=p.get("profile_name"), ppp_profile_name=srec.ppp_profile_name,
             interface_name=p.get("interface_name"), user_name=p.get("user_name"),
             peer=_jsonable(s.peer if s is not None else {}),
@@ -2342,7 +2347,6 @@ EVENT_NAMES = ("tunnel_created", "tunnel_up", "tunnel_down", "tunnel_deleted",
                "session_info", "session_ppp_up", "profile_created", "profile_deleted")
 
 Daemon.methods = _build_methods()
-Daemon._t0 = 0
 
 
 # ------------------------------------------------------------------ helpers
@@ -2535,7 +2539,6 @@ def main(argv=None):
     except kernel.DataPathError as e:
         print(f"l2tpd: {e}", file=sys.stderr)
         return 1
-    Daemon._t0 = d.clock()
     if args.c:
         d.config_file = args.c   # SIGHUP re-applies it
         try:

@@ -46,8 +46,6 @@ RFC 2661 parts implemented here:
 * 5.7  after a StopCCN is sent or received: keep acking for `linger` ms.
 
 Deliberately missing:
-* Hellos received are counted and acked but not delivered: they carry nothing
-  for the FSM.
 * No RTT estimation: the first retransmission is always `retry_timeout` after
   the (re)start of the timer, as the RFC recommends.
 * No fast retransmit on duplicate acks; lost messages wait for the timer.
@@ -237,19 +235,22 @@ class ControlChannel:
         cnt[_C_CONTROL_RX_BYTES] += len(datagram)
         self._peer_ns = ns
         self._peer_nr = header.nr
-        self._last_rx = now
         # Ref: RFC2661 section 5.8: the Nr of every message, ZLB or duplicate, acks.
         self._acked(header.nr, now)
         if not body:
             cnt[_C_RX_ZLBS] += 1   # a ZLB takes no Ns (5.8): nothing more to do
+            self._last_rx = now
             return []
         ahead = (ns - self._nr) & _MASK
         if ahead >= _HALF or ns in self._ooo:
             # Ref: RFC2661 section 5.8: a duplicate is discarded but MUST be acked;
             # the peer retransmits because our ack went missing, so ack at once.
+            # It is no proof that the peer is alive (a restarted peer replaying an
+            # old Ns, say): the Hello clock keeps running (5.5).
             cnt[_C_DUPLICATE_PKT_DISCARDS] += 1
             self._ack_at = now
             return []
+        self._last_rx = now
         if ahead:
             # Ref: RFC2661 section 5.8: early messages may be queued or discarded.
             cnt[_C_CONTROL_RX_OOS_PACKETS] += 1
@@ -265,10 +266,11 @@ class ControlChannel:
             self._nr = (self._nr + 1) & _MASK
             mtype = avp.peek_message_type(item[1])
             if mtype == avp.HELLO:
-                cnt[_C_RX_HELLOS] += 1   # section 6.5: acked, nothing to deliver
-            else:
-                out.append(item)
-                stop = stop or mtype == avp.STOPCCN
+                cnt[_C_RX_HELLOS] += 1
+            # Every message is delivered, Hello included: the tunnel decodes and
+            # checks it like any other (section 4.1: an unknown M=1 AVP clears it).
+            out.append(item)
+            stop = stop or mtype == avp.STOPCCN
             item = self._ooo.pop(self._nr, None)
         if self._ack_at is None:
             self._ack_at = now + self.ack_delay

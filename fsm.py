@@ -78,7 +78,8 @@ def _table(*rows):
 
 
 # Events: a received message is its lower-case name ("sccrq", "icrp", ...), with
-# "-bad" when not acceptable. Local: "open", "close", "lose-tie", "bearer-up".
+# "-bad" when not acceptable. Local: "open", "close", "lose-tie", "bearer-up",
+# "abandon" (the peer restarted: clear without a word, see Tunnel.abandon).
 # Internal: "tunnel-open", "tunnel-down", "timeout", "chan-failed", "chan-closed",
 # "rx-error" (malformed or invalid message, section 7.1), "session-msg" (a
 # call's message reaching its established tunnel). Rows marked + are not in
@@ -112,8 +113,9 @@ TUNNEL_FSM = _table(
     (_UP, "stopccn", "act_peer_stop", "closing"),
     (_UP, "rx-error", "act_stop", "closing"),                   # + section 7.1
     (_UP, "chan-failed", "act_fail", "closed"),                 # + section 5.8
+    (_UP, "abandon", "act_cleanup", "closed"),                  # + the peer restarted
     # State: closing (+ section 5.7: acking retransmitted StopCCNs a full cycle)
-    ("closing", "chan-closed chan-failed", "act_closed", "closed"),
+    ("closing", "chan-closed chan-failed abandon", "act_closed", "closed"),
 )
 
 LAIC_FSM = _table(
@@ -212,7 +214,7 @@ LNOC_FSM = _table(
 
 SESSION_FSM = {"laic": LAIC_FSM, "lnic": LNIC_FSM, "laoc": LAOC_FSM, "lnoc": LNOC_FSM}
 
-LOCAL_EVENTS = ("open", "close", "lose-tie", "bearer-up")
+LOCAL_EVENTS = ("open", "close", "lose-tie", "bearer-up", "abandon")
 
 # ---------------------------------------------------------------- configuration
 # OpenL2TP's names and defaults (../shared/reference/openl2tp-api.md 1.5); ms.
@@ -310,6 +312,89 @@ def peek_sccrq(datagram, secret=None):
     if msg is None:
         return (0, None)
     return (msg.get(avp.ASSIGNED_TUNNEL_ID, 0), msg.get(avp.TIE_BREAKER))
+
+
+class CallError(avp.LocalError):
+    """A call we were asked to place that the peer's capabilities or the RFC do not
+    allow; `param` names the session parameter at fault, `missing` is True when
+    the request lacks it (else its value cannot be used)."""
+
+    def __init__(self, msg, param, missing=False):
+        super().__init__(msg)
+        self.param = param
+        self.missing = missing
+
+
+_BITS = {"bearer type": ((1, "digital"), (2, "analog")),
+         "framing type": ((1, "sync"), (2, "async"))}
+
+
+def bits_text(kind, value):
+    """A Bearer or Framing Type/Capabilities mask in words: "digital", "sync or
+    async", "none"."""
+    names = [n for bit, n in _BITS[kind] if value & bit]
+    extra = value & ~3
+    if extra:
+        names.append(f"0x{extra:x}")
+    return " or ".join(names) or "none"
+
+
+def _fit(kind, caps_name, want, caps, param):
+    """The type to send: `want` (None or 3: either) within `caps`. Raises CallError."""
+    if want is None:
+        want = 3
+    got = want & caps
+    if not got or (want != 3 and want & ~caps):
+        raise CallError(f"{kind} {bits_text(kind, want)} is not in the peer's {caps_name} "
+                        f"({bits_text(kind, caps)})", param)
+    return got
+
+
+def _outside(kind, caps_name, value, caps):
+    """Why a received Bearer/Framing Type is refused, or None: it sets a bit that
+    is not in our `caps` (RFC 2661 4.4.3)."""
+    if value & ~caps:
+        return (f"{kind} {bits_text(kind, value)} is not in our {caps_name} "
+                f"({bits_text(kind, caps)})")
+    return None
+
+
+# Ref: RFC2661 section 4.4.5: the AVPs each Proxy Authen Type requires.
+PROXY_NEEDS = {
+    avp.PROXY_AUTH_TEXT: ("proxy_authen_name", "proxy_authen_response"),
+    avp.PROXY_AUTH_CHAP: ("proxy_authen_name", "proxy_authen_challenge", "proxy_authen_id",
+                          "proxy_authen_response"),
+    avp.PROXY_AUTH_PAP: ("proxy_authen_name", "proxy_authen_id", "proxy_authen_response"),
+    avp.PROXY_AUTH_NONE: (),
+    avp.PROXY_AUTH_MSCHAPV1: ("proxy_authen_name", "proxy_authen_challenge",
+                              "proxy_authen_id", "proxy_authen_response"),
+}
+
+
+def check_proxy(params):
+    """Ref: RFC2661 section 4.4.5: a Proxy Authen Type travels with the AVPs its
+    type requires, and proxy AVPs only with a Proxy Authen Type. Raises CallError
+    naming the first missing or stray parameter."""
+    ptype = params.get("proxy_authen_type")
+    if ptype is None:
+        for name in ("proxy_authen_name", "proxy_authen_challenge", "proxy_authen_id",
+                     "proxy_authen_response"):
+            if params.get(name) is not None:
+                raise CallError(f"{name} needs a proxy_authen_type", name)
+        return
+    needs = PROXY_NEEDS.get(ptype)
+    if needs is None:
+        raise CallError(f"proxy authen type {ptype} is not one of RFC 2661's 1..5",
+                        "proxy_authen_type")
+    for name in needs:
+        if params.get(name) is None:
+            raise CallError(f"proxy authen type {ptype} requires {name} (RFC 2661 4.4.5)",
+                            name, True)
+    if ptype in (avp.PROXY_AUTH_CHAP, avp.PROXY_AUTH_MSCHAPV1) and \
+            not params.get("proxy_authen_challenge"):
+        # "The Challenge is a string of one or more octets."
+        raise CallError("proxy_authen_challenge must be one or more octets",
+                        "proxy_authen_challenge")
 
 
 def _fmt(why):
@@ -455,6 +540,42 @@ class Tunnel(_Machine):
             return []
         return self._fire("lose-tie", now, None, "lost the tie breaker")
 
+    def abandon(self, now, reason):
+        """Clear the tunnel and its calls at once, sending nothing: the peer has
+        started a new control connection with the same Assigned Tunnel ID (it
+        restarted), so a StopCCN or CDN for this one would carry that id and
+        clear the peer's new tunnel. Returns the tunnel-down (unless it was
+        already down) and tunnel-closed actions."""
+        if self.state == CLOSED:
+            return []
+        return self._fire("abandon", now, None, reason)
+
+    def call_types(self, session_type, params):
+        """Bearer Type and Framing Type for a call we place, as
+        {"bearer_type": int, "framing_type": int}, from the requested values in
+        `params` (3 = either) within the capabilities the peer advertised.
+
+        Ref: RFC2661 sections 4.4.3 and 6.9: an LNS MUST have received Bearer
+        Capabilities to request an outgoing call, and sets only bits the LAC
+        advertised; a Framing Type is never outside the Framing Capabilities
+        received. Raises CallError naming the parameter when no type fits."""
+        c, p = self.config, self.peer
+        params = params or {}
+        out = {}
+        if session_type == "lnoc":
+            bc = p.get("bearer_caps")
+            if not bc:
+                raise CallError("the peer sent no Bearer Capabilities, so it takes no "
+                                "outgoing calls (RFC 2661 6.9)", "session_type")
+            out["bearer_type"] = _fit("bearer type", "Bearer Capabilities",
+                                      params.get("bearer_type"), bc, "bearer_type")
+        fc = p.get("framing_caps", 3)
+        if session_type != "lnoc":
+            fc &= c.framing_caps   # the framing we negotiated: ours and the peer's
+        out["framing_type"] = _fit("framing type", "Framing Capabilities",
+                                   params.get("framing_type"), fc, "framing_type")
+        return out
+
     def receive(self, datagram, now, header=None):
         """Any control datagram for this tunnel. Never raises on peer input."""
         if self.state == CLOSED:
@@ -505,6 +626,9 @@ class Tunnel(_Machine):
             raise avp.LocalError(f"tunnel {self.tunnel_id} is {self.state}")
         params = dict(params or {})
         _check_params(params)
+        check_proxy(params)
+        if self.state == ESTABLISHED:
+            self.call_types(session_type, params)  # refused now, not after the fact
         sid = params.pop("session_id", None) or new_id(self.rng, self.sessions)
         if sid in self.sessions or not 0 < sid <= 0xFFFF:
             raise avp.LocalError(f"session id {sid} is in use or out of range")
@@ -867,13 +991,6 @@ class Session(_Machine):
                 self.call[name] = v
         return out
 
-    def _types(self):
-        """Bearer and framing types for a call request: ours within the peer's
-        capabilities (section 4.4.3), or ours alone when the peer gave none."""
-        c, p = self.tunnel.config, self.tunnel.peer
-        return {"bearer_type": (c.bearer_caps & p.get("bearer_caps", 3)) or c.bearer_caps,
-                "framing_type": (c.framing_caps & p.get("framing_caps", 3)) or c.framing_caps}
-
     def _arm(self, now):
         t = self.tunnel.config.session_establish_timeout
         if t:
@@ -920,19 +1037,25 @@ class Session(_Machine):
         return self._check_id(msg) or self._check_call(msg)
 
     def _check_ocrq(self, msg):
-        bt = msg.get(avp.BEARER_TYPE, 0)
-        if bt and not bt & self.tunnel.config.bearer_caps:
-            # Ref: RFC2661 section 4.4.3 (Bearer Capabilities): such calls are rejected
-            return (avp.CDN_NO_RESOURCES_PERM, 0, f"bearer type {bt} is not one we offer")
+        # Ref: RFC2661 sections 4.4.3 and 4.4.5: the LNS sets only bits we advertised
+        # in Bearer and Framing Capabilities; "attempts to do so will result in the
+        # call being rejected" (result 5: we lack the facilities, for good).
+        c = self.tunnel.config
+        why = (_outside("bearer type", "Bearer Capabilities", msg.get(avp.BEARER_TYPE, 0),
+                        c.bearer_caps)
+               or _outside("framing type", "Framing Capabilities",
+                           msg.get(avp.FRAMING_TYPE, 0), c.framing_caps))
+        if why:
+            return (avp.CDN_NO_RESOURCES_PERM, 0, why)
         return self._check_id(msg) or self._check_call(msg)
 
     _check_icrp = _check_ocrp = _check_id
 
     def _check_iccn(self, msg):
-        ft = msg.get(avp.FRAMING_TYPE, 0)  # Cisco may leave it out: accepted
-        if ft and not ft & self.tunnel.config.framing_caps:
-            return (avp.CDN_ERROR, avp.ERR_BAD_VALUE, f"framing type {ft} is not one we offer")
-        return None
+        # Cisco may leave Framing Type out: accepted (avp.py's leniency notes).
+        why = _outside("framing type", "Framing Capabilities", msg.get(avp.FRAMING_TYPE, 0),
+                       self.tunnel.config.framing_caps)
+        return (avp.CDN_ERROR, avp.ERR_BAD_VALUE, why) if why else None
 
     # -------------------------------------------------------- actions
     def act_none(self, now, msg, arg):
@@ -977,14 +1100,20 @@ class Session(_Machine):
         return self._down("tunnel cleared: " + str(arg), None)
 
     def act_send_request(self, now, msg, arg):
-        """ICRQ (LAIC) or OCRQ (LNOC): the call we place, once the tunnel is up."""
+        """ICRQ (LAIC) or OCRQ (LNOC): the call we place, once the tunnel is up.
+        A call the peer's capabilities cannot take goes without a word (4.4.3)."""
         t = self.tunnel
+        try:
+            types = t.call_types(self.session_type, self.local)
+        except CallError as e:
+            return self._down("cannot place the call: " + e.msg, None)
         t._serial += 1
         d = {"call_serial_number": t._serial}
         mtype = avp.ICRQ
         if self.session_type == "lnoc":
             mtype = avp.OCRQ  # Ref: RFC2661 section 6.9: these four are MUST in OCRQ
-            d.update(self._types(), minimum_bps=0, maximum_bps=0xFFFFFFFF, called_number="")
+            d.update(minimum_bps=0, maximum_bps=0xFFFFFFFF, called_number="")
+            self.local.update(types)
         self._send(now, mtype, self._avps(mtype, d))
         self._arm(now)
         return []
@@ -1008,9 +1137,19 @@ class Session(_Machine):
             self._learn(msg)
         if arg:
             self.local = dict(self.local or (), **arg)
-        mtype = avp.ICCN if self.session_type == "laic" else avp.OCCN
-        d = {"tx_connect_speed": 1000000,  # OpenL2TP's default connect speed
-             "framing_type": self.call.get("framing_type") or self._types()["framing_type"]}
+        d = {"tx_connect_speed": 1000000}  # OpenL2TP's default connect speed
+        if self.session_type == "laic":
+            mtype = avp.ICCN
+            # Ref: RFC2661 section 4.4.3: within the Framing Capabilities received.
+            try:
+                self.local["framing_type"] = self.tunnel.call_types("laic", self.local)[
+                    "framing_type"]
+            except CallError as e:
+                return self.act_send_cdn(now, None, (avp.CDN_NO_RESOURCES_PERM, 0, e.msg))
+        else:
+            mtype = avp.OCCN  # the framing the OCRQ allowed, within ours
+            ft = self.call.get("framing_type") or 3
+            self.local["framing_type"] = (ft & self.tunnel.config.framing_caps) or ft
         self._send(now, mtype, self._avps(mtype, d))
         return self._up()
 

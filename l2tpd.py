@@ -119,7 +119,11 @@ TUNNEL_PROFILE = {
     "mtu": _p("int", 1460, "MTU passed to sessions", min=68, max=65535),
     "use_udp_checksums": _p("bool", True, "UDP checksums on data packets"),
     "do_pmtu_discovery": _p("bool", False, "path MTU discovery"),
-    "allow_ppp_proxy": _p("bool", False, "accept proxy LCP and authentication AVPs"),
+    "allow_ppp_proxy": _p("bool", False, "userspace PPP starts from the LAC's proxy LCP "
+                          "and checks its proxy PAP/CHAP (RFC 2661 4.4.5)"),
+    "accept_zero_tunnel_id": _p("bool", False, "quirk: take control messages sent to "
+                                "Tunnel ID 0 from the exact address and port of a tunnel "
+                                "being set up (some D-Link LACs)"),
     "trace_flags": _FLAGS,
     "src_ipaddr": _p("ipaddr", None, "our address"),
     "dest_ipaddr": _p("ipaddr", None, "the peer's address"),
@@ -269,7 +273,10 @@ SESSION_CREATE.update({
                              "Proxy Authen Type"),
     "proxy_auth_name": _p("str", None, "Proxy Authen Name"),
     "proxy_auth_challenge": _p("str", None, "Proxy Authen Challenge (hex)"),
-    "proxy_auth_response": _p("str", None, "Proxy Authen Response (hex)"),
+    "proxy_auth_id": _p("int", None, "Proxy Authen ID: the CHAP Identifier, or the PAP "
+                        "Authenticate-Request's", min=0, max=255),
+    "proxy_auth_response": _p("str", None, "Proxy Authen Response (hex; the password for "
+                              "pap and text)"),
 })
 SESSION_MODIFIABLE = ("trace_flags", "sequencing_required", "use_sequence_numbers",
                       "reorder_timeout")
@@ -297,7 +304,8 @@ SYSTEM_COUNTERS = (
     "auth_fails", "no_matching_tunnel_id_discards", "no_matching_session_id_discards",
     "mismatched_tunnel_ids", "mismatched_session_ids", "encode_message_fails",
     "tunnel_setup_failures", "session_setup_failures", "event_queue_full_errors",
-    "ignored_avps", "vendor_avps", "illegal_messages", "unsupported_messages")
+    "ignored_avps", "vendor_avps", "illegal_messages", "unsupported_messages",
+    "peer_restarts")
 
 
 def _ip_int(s):
@@ -460,6 +468,7 @@ class Daemon:
         self.by_peer = {}        # (ip, port, peer tid) -> tid: a retransmitted SCCRQ
         self.tunnel_names = {}   # name -> tid
         self.opening = {}        # peer address -> {tid} we sent an SCCRQ to, not yet up
+        self.zero_tid = {}       # (ip, port) -> {tid} being set up with accept_zero_tunnel_id
         self.num_sessions = 0
         self.dirty = set()       # tids with datagrams or deadlines to refresh
         self.heap = []           # (deadline, seq, key); key: tid or a Timer
@@ -692,6 +701,9 @@ class Daemon:
                 if addr[0] == rec.peer[0] and rec.t.state == "wait-ctl-reply":
                     # RFC 2661 8.1: the responder may answer from another port; from
                     # then on the ports stay fixed.
+                    if rec.params.get("accept_zero_tunnel_id"):
+                        self._zero_tid_done(rec)
+                        self.zero_tid.setdefault((addr[0], addr[1]), set()).add(rec.tid)
                     rec.peer = addr
                 else:
                     self.counters["mismatched_tunnel_ids"] += 1
@@ -710,6 +722,10 @@ class Daemon:
                 self._feed(rec, data, h, now)
                 return
         if mtype != avp.SCCRQ:
+            rec = self._zero_tid_tunnel(addr) if self.zero_tid else None
+            if rec is not None:
+                self._feed(rec, data, h, now)
+                return
             # Only an SCCRQ may come with Tunnel ID 0 (a ZLB for a tunnel we never
             # knew, or a peer's bug): nothing to attach it to.
             self.counters["no_matching_tunnel_id_discards"] += 1
@@ -737,11 +753,16 @@ class Daemon:
             except avp.L2TPError:
                 ptid = None   # the fsm answers what it cannot read
         if ptid is not None:
-            tid = self.by_peer.get((addr[0], addr[1], ptid))
-            if tid is not None and tid in self.tunnels:
-                # RFC 2661 5.8: a retransmitted SCCRQ; the channel acks the duplicate.
-                self._feed(self.tunnels[tid], data, h, now)
-                return
+            old = self.tunnels.get(self.by_peer.get((addr[0], addr[1], ptid)))
+            if old is not None:
+                if old.t.state == "wait-ctl-conn":
+                    # RFC 2661 5.8: a retransmitted SCCRQ (our SCCRP is still
+                    # unacknowledged); the channel acks the duplicate.
+                    self._feed(old, data, h, now)
+                    return
+                # Past that point the peer has no reason to repeat its SCCRQ: it
+                # restarted (or redials) with the same Assigned Tunnel ID.
+                self._peer_restarted(old, ptid, now)
         params = Params(base, {"peer_profile_name": peer_prof, "profile_name": tprof})
         if self.opening.get(addr[0]) and self._tie_break(tie, addr, now) == "drop":
             return
@@ -756,6 +777,48 @@ class Daemon:
             self.by_peer[rec.peer_key] = rec.tid
         self.event("tunnel_created", rec)
         self._feed(rec, data, h, now)
+
+    def _peer_restarted(self, rec, ptid, now):
+        """A new SCCRQ from the (address, port, Assigned Tunnel ID) of a tunnel that is
+        established or lingering after StopCCN: the peer lost that tunnel (a reboot,
+        Windows numbering its tunnels from 1 again). The stale tunnel and its sessions
+        are cleared without a StopCCN, which would carry the same peer tunnel id and
+        clear the peer's new tunnel; the SCCRQ then opens a new one."""
+        self.counters["peer_restarts"] += 1
+        reason = (f"peer restarted: a new SCCRQ from {rec.peer[0]}:{rec.peer[1]} with "
+                  f"Assigned Tunnel ID {ptid}")
+        self.log.warning(f"tunnel {rec.tid}: {reason}; clearing it and its "
+                         f"{len(rec.sessions)} session(s)")
+        if self.by_peer.get(rec.peer_key) == rec.tid:
+            del self.by_peer[rec.peer_key]
+        rec.peer_key = None
+        self.dirty.add(rec.tid)
+        self.apply(rec, rec.t.abandon(now, reason), now)
+
+    def _zero_tid_tunnel(self, addr):
+        """The accept_zero_tunnel_id quirk (some D-Link LACs send their SCCCN to
+        Tunnel ID 0; accel-ppp has the same option): the one tunnel being set up
+        with that option whose peer is exactly `addr` (ip, port), or None."""
+        found = None
+        for tid in self.zero_tid.get((addr[0], addr[1]), ()):
+            rec = self.tunnels.get(tid)
+            if (rec is not None and rec.peer == addr
+                    and rec.t.state in ("wait-ctl-conn", "wait-ctl-reply")):
+                if found is not None:
+                    return None   # two candidates: guessing could join the wrong one
+                found = rec
+        if found is not None:
+            self.trace(TRACE_BITS["protocol"], f"tunnel {found.tid}: took a message sent "
+                       "to Tunnel ID 0 (accept_zero_tunnel_id)", found)
+        return found
+
+    def _zero_tid_done(self, rec):
+        key = (rec.peer[0], rec.peer[1])
+        tids = self.zero_tid.get(key)
+        if tids is not None:
+            tids.discard(rec.tid)
+            if not tids:
+                del self.zero_tid[key]
 
     def _not_opening(self, rec):
         tids = self.opening.get(rec.peer[0])
@@ -874,6 +937,8 @@ class Daemon:
         self.tunnels[tid] = rec
         if rec.name:
             self.tunnel_names[rec.name] = tid
+        if params.get("accept_zero_tunnel_id"):
+            self.zero_tid.setdefault((peer[0], peer[1]), set()).add(tid)
         if self.tracing(TRACE_BITS["system"], rec):
             self.log.info(f"tunnel {tid} created ({'local' if by_admin else 'remote'}, "
                           f"peer {peer[0]}:{peer[1]})")
@@ -956,6 +1021,7 @@ class Daemon:
         self.dp.tunnel_up(rec.tid, p, self.sock.fileno() if self.sock else -1,
                           rec.local, rec.peer[0], self.port, rec.peer[1])
         self._not_opening(rec)
+        self._zero_tid_done(rec)
         self.event("tunnel_up", rec)
         restore, rec.restore = rec.restore, None
         for sp in restore or ():
@@ -1064,7 +1130,21 @@ class Daemon:
             "user_name": p.get("user_name"), "user_password": p.get("user_password"),
             "no_ppp": bool(p.get("no_ppp")),
             "ppp": pp,
+            "ppp_proxy": self._ppp_proxy(rec, stype, info),
         }
+
+    def _ppp_proxy(self, rec, stype, info):
+        """The proxy LCP and authentication a LAC sent in its ICCN (RFC 2661 4.4.5),
+        for our PPP engine to start from (ppp.PPPEngine.open), when the tunnel's
+        allow_ppp_proxy is on and we are the LNS; else None (PPP starts afresh)."""
+        proxy = {k: info[k] for k in _PPP_PROXY_KEYS if info.get(k) is not None}
+        if not proxy or stype not in ("lnic", "lnoc"):
+            return None
+        if not rec.params.get("allow_ppp_proxy"):
+            self.trace(TRACE_BITS["protocol"], f"tunnel {rec.tid}: proxy LCP/authentication "
+                       "ignored (allow_ppp_proxy is off): PPP negotiates afresh", rec)
+            return None
+        return proxy
 
     def _act_session_down(self, rec, a, now):
         sid, reason = a[2], a[3]
@@ -1118,6 +1198,7 @@ class Daemon:
         del self.tunnels[rec.tid]
         self.closing.discard(rec.tid)
         self._not_opening(rec)
+        self._zero_tid_done(rec)
         if rec.peer_key and self.by_peer.get(rec.peer_key) == rec.tid:
             del self.by_peer[rec.peer_key]
         if rec.name and self.tunnel_names.get(rec.name) == rec.tid:
@@ -1576,11 +1657,14 @@ class Daemon:
                            f"tunnel {rec.tid} has its maximum of {tmax} sessions")
         self._check_profile_refs(params, ("ppp_profile_name",))
         call = _call_params(params, stype)
-        if validate_only:
-            return None
-        params["session_type"] = stype
         try:
+            fsm.check_proxy(call)
+            if validate_only:
+                return None
+            params["session_type"] = stype
             s, actions = rec.t.session_open(now, stype, call)
+        except fsm.CallError as e:
+            raise _call_error(e)
         except avp.LocalError as e:
             raise RpcError(rpc_unix.ERR_PARAM_BAD_VALUE, f"session parameters: {e.msg}")
         srec = SessionRec(rec, s.session_id, params, True, now)
@@ -2426,6 +2510,34 @@ def _sccrq_peek(body):
     return host, ptid, tie
 
 
+# The session-up info keys of RFC 2661 4.4.5's proxy AVPs (ppp.PPPEngine.open's proxy).
+_PPP_PROXY_KEYS = ("proxy_authen_type", "proxy_authen_name", "proxy_authen_challenge",
+                   "proxy_authen_id", "proxy_authen_response", "initial_received_lcp_confreq",
+                   "last_sent_lcp_confreq", "last_received_lcp_confreq")
+
+# fsm's call parameter names -> ours (OpenL2TP's), for errors that name one.
+_CALL_PARAM_NAMES = {"proxy_authen_type": "proxy_auth_type",
+                     "proxy_authen_name": "proxy_auth_name",
+                     "proxy_authen_challenge": "proxy_auth_challenge",
+                     "proxy_authen_id": "proxy_auth_id",
+                     "proxy_authen_response": "proxy_auth_response"}
+
+
+def _call_error(e):
+    """The RPC error for an fsm.CallError: it names our parameter."""
+    name = _CALL_PARAM_NAMES.get(e.param, e.param)
+    text = e.msg
+    for theirs, ours in _CALL_PARAM_NAMES.items():
+        text = text.replace(theirs, ours)
+    if e.missing:
+        code = rpc_unix.ERR_PARAM_MISSING
+    elif name == "session_type":
+        code = rpc_unix.ERR_SESSION_TYPE_ILLEGAL_FOR_TUNNEL
+    else:
+        code = rpc_unix.ERR_PARAM_BAD_VALUE
+    return RpcError.param(code, name, text)
+
+
 def _call_params(p, stype):
     """The fsm's session_open params from resolved session parameters."""
     call = {
@@ -2445,11 +2557,14 @@ def _call_params(p, stype):
         call["tx_connect_speed"] = parts[-1]
     elif p.get("rx_connect_speed"):
         call["rx_connect_speed"] = p["rx_connect_speed"]
-    for k in ("minimum_bps", "maximum_bps"):
-        if p.get(k) is not None:
-            call[k] = p[k]
+    if p.get("minimum_bps") is not None:
+        call["minimum_bps"] = p["minimum_bps"]
+    if p.get("maximum_bps"):   # 0 means any: the fsm sends 0xFFFFFFFF (RFC 2661 4.4.5)
+        call["maximum_bps"] = p["maximum_bps"]
+        if call["maximum_bps"] < (p.get("minimum_bps") or 0):
+            raise RpcError.param(rpc_unix.ERR_PARAM_BAD_VALUE, "maximum_bps",
+                                 f"below minimum_bps {p['minimum_bps']}", p["maximum_bps"])
     if stype == "lnoc":
-        call.setdefault("maximum_bps", 0)
         call["called_number"] = p.get("called_number") or ""
     for k in ("called_number", "calling_number", "sub_address"):
         if p.get(k) is not None:
@@ -2458,18 +2573,21 @@ def _call_params(p, stype):
         call["private_group_id"] = p["priv_group_id"].encode()
     if p.get("session_id"):
         call["session_id"] = p["session_id"]
+    # Proxy AVPs (RFC 2661 4.4.5); fsm.check_proxy says which each type needs.
     if p.get("proxy_auth_type"):
         call["proxy_authen_type"] = _PROXY_TYPES[p["proxy_auth_type"]]
-        if p.get("proxy_auth_name"):
-            call["proxy_authen_name"] = p["proxy_auth_name"]
-        for k, n in (("proxy_auth_challenge", "proxy_authen_challenge"),
-                     ("proxy_auth_response", "proxy_authen_response")):
-            if p.get(k):
-                try:
-                    call[n] = bytes.fromhex(p[k])
-                except ValueError:
-                    raise RpcError.param(rpc_unix.ERR_PARAM_BAD_VALUE, k,
-                                         "expected hex octets", p[k])
+    if p.get("proxy_auth_name") is not None:
+        call["proxy_authen_name"] = p["proxy_auth_name"]
+    if p.get("proxy_auth_id") is not None:
+        call["proxy_authen_id"] = p["proxy_auth_id"]
+    for k, n in (("proxy_auth_challenge", "proxy_authen_challenge"),
+                 ("proxy_auth_response", "proxy_authen_response")):
+        if p.get(k) is not None:
+            try:
+                call[n] = bytes.fromhex(p[k])
+            except ValueError:
+                raise RpcError.param(rpc_unix.ERR_PARAM_BAD_VALUE, k,
+                                     "expected hex octets", p[k])
     return call
 
 

@@ -40,9 +40,12 @@ RFC 2661 parts implemented here:
        backoff with a cap of at least 8 s, retry limit, sliding send window.
 * App. A  slow start and congestion avoidance (CWND, SSTHRESH), counting one ACK
        per newly acknowledged message.
-* 5.5  Hello after `hello_timeout` without receiving anything (control here, data
-       through `note_rx`); sent only when nothing else is outstanding, because an
-       outstanding message is already a keepalive.
+* 5.5  Hello after `hello_timeout` without receiving anything new (control here,
+       data through `note_rx`; a duplicate is no proof that the peer is alive, since
+       a restarted peer replays old numbers); sent only when nothing else is
+       outstanding, because an outstanding message is already a keepalive.
+* 4.1  every in-order message is delivered, Hello included, so the tunnel decodes
+       and checks each one (an unknown M=1 AVP in a Hello clears the tunnel too).
 * 5.7  after a StopCCN is sent or received: keep acking for `linger` ms.
 
 Deliberately missing:
@@ -68,6 +71,13 @@ _MAX_WINDOW = const(0x7FFF)  # keeps every in-flight Ns on one side of that wind
 _MIN_RTO_CAP = const(8000)   # section 5.8: a backoff cap MUST be no less than 8 s
 _MAX_ACK_DELAY = const(500)  # well under any peer's 1 s retransmission (OpenL2TP: 500)
 _DEFAULT_PEER_RWS = const(4)  # section 5.8: RWS AVP absent -> assume 4
+# Bounded send queue. A peer that acks slowly while it keeps sending requests
+# would grow the queue of our answers without limit: past RX_HOLD unacknowledged
+# messages, new messages from the peer are dropped unacked (it retransmits them
+# later: flow control through its own window), StopCCN excepted; past MAX_UNACKED
+# (our own sends: admin calls, Hellos) the channel fails and the tunnel is cleared.
+RX_HOLD = const(256)
+MAX_UNACKED = const(4096)
 
 OPEN = "open"
 CLOSING = "closing"
@@ -128,7 +138,7 @@ class ControlChannel:
                  "_msgs", "_head", "_una", "_nxt", "_ns", "peer_rx_window_size",
                  "actual_tx_window_size", "_cwnd", "_ssthresh", "_acc", "_rto",
                  "_retries", "_rtx_at", "_linger_at", "_nr", "_ooo", "_peer_ns",
-                 "_peer_nr", "_ack_at", "_last_rx")
+                 "_peer_nr", "_ack_at", "_last_rx", "_final")
 
     def __init__(self, rx_window_size=10, tx_window_size=10, retry_timeout=1000,
                  max_retry_timeout=8000, max_retries=5, hello_timeout=60000,
@@ -179,6 +189,7 @@ class ControlChannel:
         self._peer_nr = 0
         self._ack_at = None   # when a ZLB must go if nothing piggybacks our Nr
         self._last_rx = None  # time of the last message received (for Hello)
+        self._final = None    # a last datagram to send once, after failure
 
     # ------------------------------------------------------------- public API
     def set_peer_window(self, rws):
@@ -205,7 +216,23 @@ class ControlChannel:
         mtype = avp.peek_message_type(body)
         if mtype == avp.STOPCCN:
             self.state = CLOSING  # the linger clock starts when it is first sent
+        elif len(self._msgs) - self._head >= MAX_UNACKED:
+            self._finish(FAILED, ("failed", f"{MAX_UNACKED} messages wait for the peer's "
+                                            "acknowledgement"))
+            return
         self._msgs.append((session_id, bytes(body), mtype))
+
+    def take_final(self):
+        """[the datagram queued by send_final] once, else []."""
+        final, self._final = self._final, None
+        return [final] if final is not None else []
+
+    def send_final(self, body, session_id=0):
+        """Queue `body` (a StopCCN) to go out once, unreliably, after the channel has
+        failed: RFC 2661 5.7 lets a side that gives up tell the peer, so the peer
+        clears within a round trip instead of keeping the tunnel for minutes."""
+        self._final = avp.push_control(self.peer_tunnel_id, session_id, self._ns, self._nr,
+                                       bytes(body))
 
     def set_log(self, log):
         """Replace the log callable (None: silent), e.g. when trace flags change."""
@@ -242,6 +269,12 @@ class ControlChannel:
             self._last_rx = now
             return []
         ahead = (ns - self._nr) & _MASK
+        if (not ahead and len(self._msgs) - self._head >= RX_HOLD
+                and avp.peek_message_type(body) != avp.STOPCCN):
+            # Flow control: our answers are piling up unacknowledged. Not taken,
+            # not acked: the peer sends it again later (see RX_HOLD).
+            cnt[_C_CONTROL_RX_OOS_DISCARDS] += 1
+            return []
         if ahead >= _HALF or ns in self._ooo:
             # Ref: RFC2661 section 5.8: a duplicate is discarded but MUST be acked;
             # the peer retransmits because our ack went missing, so ack at once.
@@ -281,7 +314,7 @@ class ControlChannel:
     def datagrams_to_send(self, now):
         """Whole L2TP control datagrams to put on the wire now."""
         if self.state == CLOSED or self.state == FAILED:
-            return []
+            return self.take_final()
         out = []
         msgs = self._msgs
         while True:
@@ -352,6 +385,11 @@ class ControlChannel:
     def unacked(self):
         """How many messages are not yet acknowledged: in flight or still queued."""
         return len(self._msgs) - self._head
+
+    @property
+    def has_events(self):
+        """True while events wait for pop_events (e.g. a failure inside send)."""
+        return bool(self._events)
 
     def pop_events(self):
         """Return and clear the queued events ("failed", reason) / ("closed",)."""

@@ -225,7 +225,7 @@ _CONFIG = (
     ("max_retry_timeout", 8000), ("max_retries", 5), ("ack_delay", 100),
     ("use_tiebreaker", False), ("max_sessions", 0), ("vendor_name", "l2tpd"),
     ("firmware_revision", 0x0100), ("permissive", False), ("establish_timeout", 0),
-    ("session_establish_timeout", 0),
+    ("session_establish_timeout", 0), ("max_half_open", 1024),
 )
 
 
@@ -436,6 +436,9 @@ _TUNNEL_KEYS = dict((
 ))
 
 
+_MAX_CALLS = 0xFFFE
+
+
 def _check_params(params):
     """Refuse unknown keys and unencodable values now, not in the middle of an action."""
     for key in params:
@@ -495,7 +498,7 @@ class Tunnel(_Machine):
 
     __slots__ = ("tunnel_id", "peer_tunnel_id", "config", "rng", "policy", "log", "channel",
                  "sessions", "peer", "result", "tiebreaker", "_challenge", "_deadline",
-                 "_timers", "_serial")
+                 "_timers", "_serial", "half_open")
 
     FAILED_STATE = CLOSING
 
@@ -522,6 +525,7 @@ class Tunnel(_Machine):
         self._deadline = None   # establishment timer
         self._timers = {}       # sid -> session establishment deadline
         self._serial = 0        # Call Serial Numbers we hand out
+        self.half_open = 0      # calls the peer placed that are not up yet
 
     # -------------------------------------------------------- public API
     def open(self, now):
@@ -605,6 +609,8 @@ class Tunnel(_Machine):
     def next_deadline(self):
         if self.state == CLOSED:
             return None
+        if self.channel.has_events:
+            return 0   # the channel failed inside a send: on_timer clears us now
         best = self.channel.next_deadline()
         for t in [self._deadline] + list(self._timers.values()):
             if t is not None and (best is None or t < best):
@@ -612,7 +618,9 @@ class Tunnel(_Machine):
         return best
 
     def datagrams_to_send(self, now):
-        return [] if self.state == CLOSED else self.channel.datagrams_to_send(now)
+        if self.state == CLOSED:
+            return self.channel.take_final()   # a best-effort StopCCN, nothing else
+        return self.channel.datagrams_to_send(now)
 
     def note_rx(self, now):
         self.channel.note_rx(now)
@@ -632,8 +640,8 @@ class Tunnel(_Machine):
         sid = params.pop("session_id", None) or new_id(self.rng, self.sessions)
         if sid in self.sessions or not 0 < sid <= 0xFFFF:
             raise avp.LocalError(f"session id {sid} is in use or out of range")
-        m = self.config.max_sessions
-        if m and len(self.sessions) >= m:
+        m = min(self.config.max_sessions or _MAX_CALLS, _MAX_CALLS)
+        if len(self.sessions) >= m:
             raise avp.LocalError(f"max_sessions {m} reached on tunnel {self.tunnel_id}")
         s = Session(self, sid, session_type, params)
         s.announced = True
@@ -732,6 +740,8 @@ class Tunnel(_Machine):
         kind = "lnic" if msg.type == avp.ICRQ else "laoc"
         s = Session(self, new_id(self.rng, self.sessions), kind)
         self.sessions[s.session_id] = s
+        s.half = True
+        self.half_open += 1
         if why:
             return s._fire(msg.name.lower() + "-bad", now, msg, why)
         ev, why = s._classify(msg)
@@ -897,7 +907,13 @@ class Tunnel(_Machine):
         return self._down(now, text, None) + [("tunnel-closed", self.tunnel_id)]
 
     def act_fail(self, now, msg, arg):
-        # Ref: RFC2661 section 5.8: the tunnel and all its sessions MUST be cleared
+        """The channel gave up. Ref: RFC2661 section 5.8: the tunnel and all its
+        sessions MUST be cleared; one StopCCN goes out unreliably (5.7 allows it)
+        so the peer clears now instead of after its own Hellos fail."""
+        if self.peer_tunnel_id:
+            why = (avp.STOPCCN_GENERAL, 0, str(arg)[:200])
+            self.channel.send_final(avp.encode_message(avp.STOPCCN, (
+                (avp.ASSIGNED_TUNNEL_ID, self.tunnel_id), (avp.RESULT_CODE, why))))
         return self._down(now, arg, None) + [("tunnel-closed", self.tunnel_id)]
 
     def act_closed(self, now, msg, arg):
@@ -930,7 +946,7 @@ class Session(_Machine):
     """One call on a tunnel; its table is chosen by its type (section 7.4, 7.5)."""
 
     __slots__ = ("tunnel", "session_id", "session_type", "peer_session_id", "peer", "local",
-                 "call", "result", "announced")
+                 "call", "result", "announced", "half")
 
     FAILED_STATE = CLOSED
 
@@ -946,6 +962,7 @@ class Session(_Machine):
         self.call = {}       # the call as exchanged both ways: the session-up info
         self.result = None
         self.announced = False  # the caller knows of it (session_open / session-created)
+        self.half = False       # counted in tunnel.half_open (placed by the peer, not up)
 
     def _report(self, msg):
         """WEN and SLI change no state (sections 6.13, 6.14): record, report."""
@@ -996,7 +1013,13 @@ class Session(_Machine):
         if t:
             self.tunnel._timers[self.session_id] = now + t
 
+    def _settled(self):
+        if self.half:
+            self.half = False
+            self.tunnel.half_open -= 1
+
     def _up(self):
+        self._settled()
         self.tunnel._timers.pop(self.session_id, None)
         # The call dict itself is the session-up info (the caller keeps it), and what
         # we would send is no longer needed once the call is up: a full tunnel holds
@@ -1010,6 +1033,7 @@ class Session(_Machine):
 
     def _down(self, reason, result):
         t = self.tunnel
+        self._settled()
         self.result = result
         t.sessions.pop(self.session_id, None)
         t._timers.pop(self.session_id, None)
@@ -1025,10 +1049,18 @@ class Session(_Machine):
 
     def _check_call(self, msg):
         t = self.tunnel
-        m = t.config.max_sessions
-        if m and len(t.sessions) > m:  # this call is already counted
+        # At most 65534 calls: one id always stays free, so that a call over the
+        # limit can still be answered with a CDN instead of silence.
+        m = min(t.config.max_sessions or _MAX_CALLS, _MAX_CALLS)
+        if len(t.sessions) > m:  # this call is already counted
             # Temporary: calls come and go; the peer may retry or try another LNS.
             return (avp.CDN_NO_RESOURCES_TEMP, avp.ERR_NO_RESOURCES, f"max_sessions {m} reached")
+        h = t.config.max_half_open
+        if h and t.half_open > h:
+            # A peer that never completes its calls (ICRQ without ICCN) must not
+            # fill the tunnel: they are bounded apart from established ones.
+            return (avp.CDN_NO_RESOURCES_TEMP, avp.ERR_NO_RESOURCES,
+                    f"{h} calls are already being set up in this tunnel")
         if t.policy is not None:
             return t.policy.accept_session(t, self.session_type, msg)
         return None

@@ -39,6 +39,7 @@ raises is logged and the daemon goes on.
 """
 
 import argparse
+import errno
 import heapq
 import importlib.util
 import logging
@@ -573,7 +574,9 @@ class Daemon:
     def open(self):
         """Bind the UDP socket and the RPC socket; register them with the loop."""
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # No SO_REUSEADDR: with it a second daemon binds the same address and port
+        # and silently takes the first one's traffic (the kernel delivers each
+        # datagram to the newest socket); without it the second one fails here.
         s.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
         # Room for a burst of SCCRQs (every LAC back at once after an outage): the
         # default ~208 KiB holds ~160 small datagrams (bench/RESULTS.md).
@@ -584,7 +587,14 @@ class Daemon:
                     break
             except OSError:
                 continue   # SO_RCVBUFFORCE needs CAP_NET_ADMIN; SO_RCVBUF is capped
-        s.bind((self.listen_addr, self.port))
+        try:
+            s.bind((self.listen_addr, self.port))
+        except OSError as e:
+            s.close()
+            if e.errno == errno.EADDRINUSE:
+                raise OSError(e.errno, f"UDP {self.listen_addr}:{self.port}: address in use "
+                              "(another l2tpd or L2TP daemon is running there)")
+            raise OSError(e.errno, f"UDP {self.listen_addr}:{self.port}: {e.strerror}")
         s.setblocking(False)
         self.sock = s
         self.port = s.getsockname()[1]
@@ -663,6 +673,11 @@ class Daemon:
             self._msg_count(mtype, 1)
 
     def _msg_count(self, mtype, col):
+        """Count one message by type: known RFC 2661 types each, every other value in
+        one "unknown" bucket (anyone can send any 16-bit value: one entry each would
+        let them grow this dict and `system show` without bound)."""
+        if mtype not in avp.MSG_NAMES:
+            mtype = "unknown"
         row = self.msg_counters.get(mtype)
         if row is None:
             row = self.msg_counters[mtype] = [0, 0, 0]
@@ -1195,6 +1210,11 @@ class Daemon:
         """The tunnel is gone for good (linger over): drop it from every registry."""
         if self.tunnels.get(rec.tid) is not rec:
             return
+        try:
+            for d in rec.t.datagrams_to_send(now):   # last words (a final StopCCN)
+                self.send(rec, d)
+        except Exception:
+            self.log.exception(f"tunnel {rec.tid}: transmit")
         del self.tunnels[rec.tid]
         self.closing.discard(rec.tid)
         self._not_opening(rec)
@@ -1731,7 +1751,8 @@ class Daemon:
             if self.sock else None,
             stats=dict(self.counters),
             messages={avp.MSG_NAMES.get(k, str(k)): {"rx": v[0], "tx": v[1], "rx_bad": v[2]}
-                      for k, v in sorted(self.msg_counters.items())})
+                      for k, v in sorted(self.msg_counters.items(),
+                                        key=lambda kv: (type(kv[0]) is str, str(kv[0]).zfill(5)))})
         return out
 
     def m_system_modify(self, p, conn):
@@ -2673,7 +2694,10 @@ def main(argv=None):
     try:
         d.open()
     except OSError as e:
-        print(f"l2tpd: cannot open sockets: {e}", file=sys.stderr)
+        why = e.strerror or str(e)
+        if e.filename:
+            why += f": {e.filename}"
+        print(f"l2tpd: cannot open sockets: {why}", file=sys.stderr)
         d.close()
         return 1
     if not args.f:

@@ -473,7 +473,13 @@ class UserspaceDataPath:
             if self.engine_factory is None:
                 raise RuntimeError("no PPP engine: the host offers no new_ppp_engine")
             s.eng = self.engine_factory(role, self._engine_config(s), self.rng, self._englog(s))
-            s.eng.open(now)
+            # Proxy LCP and authentication from the LAC (RFC 2661 4.4.5), when the
+            # daemon allows it (allow_ppp_proxy): ppp.PPPEngine.open documents the dict.
+            proxy = info.get("ppp_proxy")
+            if proxy:
+                s.eng.open(now, proxy=proxy)
+            else:
+                s.eng.open(now)
             for frame in s.eng.frames_to_send(now):
                 self._send_frame(s, frame)
             # Events wait for the kick: the daemon is inside its session-up handling now.

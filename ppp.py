@@ -35,6 +35,12 @@ Rules it keeps:
   to either (RFC 1661 sections 6.5 and 6.6).
 * Times in the configuration are seconds under OpenL2TP's PPP profile names
   (openl2tp-api.md section 1.8); a zero restart interval counts as one second.
+* Negotiation never goes round in circles: an authentication method (the
+  protocol, and for CHAP the Algorithm octet) the peer refused is not asked
+  for again, and a method the peer insists on that we cannot do ends the link
+  at once, the reason naming it ("the peer wants MS-CHAPv2 (CHAP algorithm
+  0x81), which this PPP profile does not allow"). A policy that gives up sets
+  `fatal`: the automaton then sends nothing more and the engine closes.
 
 RFC parts implemented:
 * RFC 1661: the automaton with Restart timer, Max-Configure, Max-Terminate and
@@ -45,6 +51,9 @@ RFC parts implemented:
   re-challenge every chap_interval seconds.
 * RFC 1332 IPCP option IP-Address (3); RFC 1877 primary/secondary DNS (129,
   131) and NBNS (130, 132) addresses.
+* RFC 2661 section 4.4.5 on the server: Proxy LCP (start in Opened with the
+  agreement a LAC made, when we would have made it) and Proxy Authen of PAP
+  and CHAP-MD5 checked against our secrets; `PPPEngine.open(now, proxy)`.
 
 Deliberately missing: ACCM, PFC and ACFC (meaningless over L2TP: the LAC strips
 link framing and transparency, RFC 2661 section 5.3), Quality-Protocol,
@@ -555,7 +564,9 @@ class Automaton:
             if opts is None:
                 return None
             # Section 4.3 RCR+/RCR-; past Max-Failure Naks turn into Rejects (4.6).
-            self.verdict = self.policy.judge(opts, self.naks_sent < self.max_failure)
+            self.verdict = self.policy.judge(opts, self.naks_sent < self.max_failure, ident)
+            if self.policy.fatal:
+                return []  # the policy gave up: the engine closes, no answer
             good = all(v[0] == "ack" for v in self.verdict)
             return self.event("RCR+" if good else "RCR-", now, pkt)
         if code == CONF_ACK:
@@ -583,6 +594,10 @@ class Automaton:
                     self.policy.on_nak(opts)
                 else:
                     self.policy.on_reject(opts)
+                if self.policy.fatal:
+                    # Nothing acceptable is left to ask for: no new request (it
+                    # could only repeat what was refused); the engine closes.
+                    return []
             return self.event("RCN", now, pkt)
         if code == TERM_REQ:
             # Section 5.5: the data field is uninterpreted; peers put a reason there.
@@ -603,6 +618,19 @@ class Automaton:
         if code in self.rxr_codes:
             return self.event("RXR", now, pkt)  # section 4.3: Echo and Discard
         return self.event("RUC", now, pkt)      # section 4.3: answered by Code-Reject
+
+    def assume_opened(self):
+        """Proxy LCP (RFC 2661 section 4.4.5): the negotiation took place between
+        the peer and the LAC, and its result was adopted by the policy. Start in
+        Opened as if our Configure-Request had been Acked and we had Acked the
+        peer's (no timer, no counters running) -> the "tlu" signal."""
+        self._say(f"{self.state} --proxy--> {OPENED}")
+        self.state = OPENED
+        self.req = None
+        self.restart = 0
+        self.deadline = None
+        self.naks_rcvd = self.naks_sent = 0
+        return ["tlu"]
 
     # -- actions (section 4.4); each returns a list of frames and signals.
     # The four layer actions only report: the engine decides what Up, Down,
@@ -689,9 +717,37 @@ class Automaton:
 
 
 # ---------------------------------------------------------------- LCP policy
-def _auth_option(proto):
-    # Section 6.2: Authentication-Protocol; CHAP carries the Algorithm octet.
-    return b"\xc2\x23\x05" if proto == PROTO_CHAP else b"\xc0\x23"
+# Authentication methods as the value of an Auth-Protocol option (RFC 1661
+# section 6.2): the protocol, and for CHAP the Algorithm octet (RFC 1994
+# section 3). A method is its value: CHAP-MD5 and MS-CHAPv2 are two methods.
+AUTH_PAP = b"\xc0\x23"
+AUTH_CHAP_MD5 = b"\xc2\x23\x05"
+_AUTH_NAMES = {
+    AUTH_PAP: "PAP",
+    AUTH_CHAP_MD5: "CHAP-MD5",
+    b"\xc2\x23\x80": "MS-CHAP (CHAP algorithm 0x80)",    # RFC 2433
+    b"\xc2\x23\x81": "MS-CHAPv2 (CHAP algorithm 0x81)",  # RFC 2759
+    b"\xc2\x27": "EAP",                                   # RFC 3748
+}
+
+
+def auth_method(v):
+    """The method an Auth-Protocol option value names (the protocol, plus the
+    Algorithm octet for CHAP), as bytes comparable with AUTH_PAP etc."""
+    return bytes(v[:3]) if len(v) >= 2 and _u16(v) == PROTO_CHAP else bytes(v[:2])
+
+
+def auth_name(v):
+    """An Auth-Protocol option value in words: PAP, CHAP-MD5, MS-CHAPv2 ..."""
+    m = auth_method(v)
+    name = _AUTH_NAMES.get(m)
+    if name is not None:
+        return name
+    if len(m) < 2:
+        return "a malformed Auth-Protocol option"
+    if _u16(m) == PROTO_CHAP:
+        return f"CHAP algorithm 0x{m[2]:02x}" if len(m) == 3 else "CHAP without an algorithm"
+    return f"authentication protocol 0x{_u16(m):04x}"
 
 
 class LcpPolicy:
@@ -712,19 +768,25 @@ class LcpPolicy:
         # Server: authenticate the peer unless auth_none (OpenL2TP documents
         # auth_peer as YES for servers); client: only if auth_peer asks for it.
         require = cfg.auth_peer or (role == "server" and not cfg.auth_none)
-        self.auth_choices = []              # in order of preference, CHAP first
+        self.auth_choices = []              # methods, in order of preference, CHAP first
         if require and cfg.auth_chap:
-            self.auth_choices.append(PROTO_CHAP)
+            self.auth_choices.append(AUTH_CHAP_MD5)
         if require and cfg.auth_pap:
-            self.auth_choices.append(PROTO_PAP)
-        self.auth = self.auth_choices[0] if self.auth_choices else None
+            self.auth_choices.append(AUTH_PAP)
+        self.auth = self.auth_choices[0] if self.auth_choices else None  # the method we ask for
+        # Methods the peer refused (Nak'd to another, or Rejected): never asked
+        # for again on this link (section 6.2: then try the next most desirable).
+        self.refused = []
+        # Methods the peer asked us to authenticate with that we cannot, by the
+        # Identifier of the request we Nak'd or Rejected them in.
+        self.declined = {}
         self.fatal = None
         if require and self.auth is None:
             self.fatal = "authentication is required but neither auth_chap nor auth_pap is allowed"
         self.can_auth = bool(cfg.user_name)  # we have credentials to show
         # Agreed values.
-        self.our_auth = None                # the peer must authenticate with this
-        self.peer_auth = None               # we must authenticate with this
+        self.our_auth = None                # the peer must authenticate with this (protocol)
+        self.peer_auth = None               # we must authenticate with this (protocol)
         self.peer_mru = _DEFAULT_MRU
         self.peer_magic = 0
         self.agreed_mru = _DEFAULT_MRU
@@ -744,12 +806,15 @@ class LcpPolicy:
         if self.send_mru:
             opts.append((LCP_MRU, self.mru.to_bytes(2, "big")))
         if self.auth is not None:
-            opts.append((LCP_AUTH, _auth_option(self.auth)))
+            opts.append((LCP_AUTH, self.auth))
         if self.send_magic:
             opts.append((LCP_MAGIC, self.magic.to_bytes(4, "big")))
         return opts
 
-    def judge(self, opts, may_nak):
+    def judge(self, opts, may_nak, ident=None):
+        """[(verdict, type, value)] for the peer's options, verdict "ack", "nak"
+        or "rej". `ident` is the request's Identifier; None judges without
+        remembering anything (a proxied request, RFC 2661 section 4.4.5)."""
         out = []
         for t, v in opts:
             if t == LCP_MRU and len(v) == 2:
@@ -760,7 +825,7 @@ class LcpPolicy:
                 else:
                     out.append(("nak", t, _MIN_MRU.to_bytes(2, "big")))
             elif t == LCP_AUTH and len(v) >= 2:
-                out.append(self._judge_auth(v))
+                out.append(self._judge_auth(v, ident))
             elif t == LCP_MAGIC and len(v) == 4:
                 m = _u32(v)
                 if m == 0 or (self.send_magic and m == self.magic):
@@ -778,18 +843,33 @@ class LcpPolicy:
                 out[-1] = ("rej", t, v)  # section 4.6 Max-Failure
         return out
 
-    def _judge_auth(self, v):
+    def _judge_auth(self, v, ident):
         # Section 6.2: the peer names how we must authenticate ourselves.
-        proto = _u16(v)
         cfg = self.cfg
+        m = auth_method(v)
         if self.can_auth:
-            if proto == PROTO_CHAP and v == b"\xc2\x23\x05" and cfg.auth_chap:
+            if v == AUTH_CHAP_MD5 and cfg.auth_chap:
                 return ("ack", LCP_AUTH, v)
-            if proto == PROTO_PAP and len(v) == 2 and cfg.auth_pap:
+            if v == AUTH_PAP and cfg.auth_pap:
                 return ("ack", LCP_AUTH, v)
-            if cfg.auth_chap or cfg.auth_pap:
-                # Something we cannot do (MS-CHAP, EAP, ...): suggest what we can.
-                return ("nak", LCP_AUTH, _auth_option(PROTO_CHAP if cfg.auth_chap else PROTO_PAP))
+        # Something we cannot do (MS-CHAP, EAP, a method the profile refuses,
+        # or no credentials at all). We say so once; a peer that asks for the
+        # same method again in a new request (section 5.1: a new Identifier
+        # once it had our reply; a retransmission may keep the old one) insists,
+        # and negotiating on until Max-Failure would only hide why it fails.
+        if ident is not None:
+            before = self.declined.get(m)
+            if before is not None and before != ident:
+                if self.can_auth:
+                    self.fatal = (f"the peer requires us to authenticate with {auth_name(v)},"
+                                  " which this PPP profile does not allow")
+                else:
+                    self.fatal = (f"the peer requires us to authenticate with {auth_name(v)},"
+                                  " and we have no credentials (user_name)")
+            self.declined[m] = ident
+        if self.can_auth and (cfg.auth_chap or cfg.auth_pap):
+            # Section 5.3: Nak with what we can do, our preference first.
+            return ("nak", LCP_AUTH, AUTH_CHAP_MD5 if cfg.auth_chap else AUTH_PAP)
         return ("rej", LCP_AUTH, v)
 
     def commit(self, verdict):
@@ -808,7 +888,7 @@ class LcpPolicy:
     def on_ack(self):
         # Our request was acknowledged as sent: the peer will authenticate with
         # self.auth and respects our MRU.
-        self.our_auth = self.auth
+        self.our_auth = _u16(self.auth) if self.auth is not None else None
         self.agreed_mru = self.mru if self.send_mru else _DEFAULT_MRU
 
     def on_nak(self, opts):
@@ -821,21 +901,28 @@ class LcpPolicy:
             elif t == LCP_MAGIC:
                 self.magic = self._new_magic()  # section 6.4: choose a new one
             elif t == LCP_AUTH and self.auth is not None and len(v) >= 2:
-                self._next_auth(_u16(v))
+                self._next_auth(v)
 
     def _next_auth(self, suggested):
-        # Section 6.2: take the peer's suggestion if we allow it, else the next
-        # protocol we have not tried; none left means it will not authenticate.
-        tried = self.auth
-        if suggested in self.auth_choices and suggested != tried:
-            self.auth = suggested
+        # Section 6.2: a Nak of Auth-Protocol refuses the method we asked for
+        # and suggests one. Take the suggestion if we allow it and it was never
+        # refused, else the next method not refused; none left: give up at once,
+        # naming what the peer wanted (the automaton then sends no request).
+        if self.auth not in self.refused:
+            self.refused.append(self.auth)
+        want = auth_method(suggested)
+        if want in self.auth_choices and want not in self.refused:
+            self.auth = want
             return
-        rest = self.auth_choices[self.auth_choices.index(tried) + 1:]
-        if rest:
-            self.auth = rest[0]
+        for m in self.auth_choices:
+            if m not in self.refused:
+                self.auth = m
+                return
+        if want in self.auth_choices:
+            why = f"the peer wants {auth_name(want)}, which it refused before"
         else:
-            self.fatal = ("the peer refused to authenticate"
-                          f" (it asked for protocol 0x{suggested:04x})")
+            why = f"the peer wants {auth_name(want)}, which this PPP profile does not allow"
+        self.fatal = why + f" (refused: {', '.join(auth_name(m) for m in self.refused)})"
 
     def on_reject(self, opts):
         # Section 5.4: never ask for a rejected option again in this negotiation;
@@ -847,7 +934,89 @@ class LcpPolicy:
             elif t == LCP_MAGIC:
                 self.send_magic = False  # section 6.4: act as if it were acked
             elif t == LCP_AUTH and self.auth is not None:
+                # A Reject refuses the option, not one method: the peer will
+                # not authenticate at all (pppd reads it so too).
+                if self.auth not in self.refused:
+                    self.refused.append(self.auth)
                 self.fatal = "the peer refused to authenticate (Configure-Reject of Auth-Protocol)"
+
+    # -- Proxy LCP (RFC 2661 section 4.4.5): the LAC negotiated LCP with the peer
+    def proxy_check(self, sent, received):
+        """Can we carry on with the LCP agreement a LAC made with the peer?
+        `sent`: the options of the LAC's last Configure-Request to the peer (what
+        the peer agreed to give us); `received`: those of the peer's last one
+        (what the LAC, now we, agreed to). Returns (why_not, verdict, sent_opts):
+        why_not is None when the agreement is one we would have made ourselves."""
+        if sent is None or received is None:
+            return "no proxied LCP (Last Sent and Last Received LCP CONFREQ)", None, None
+        sopts = parse_options(bytes(sent))
+        ropts = parse_options(bytes(received))
+        if sopts is None or ropts is None:
+            return "the proxied LCP CONFREQ is malformed", None, None
+        # The peer's request: every option must be one our judge would Ack.
+        verdict = self.judge(ropts, True, None)
+        bad = [_option_name(t) for kind, t, _v in verdict if kind != "ack"]
+        if bad:
+            why = f"the peer's proxied request has {', '.join(bad)}, which we would not accept"
+            return why, None, None
+        for _kind, t, _v in verdict:
+            if t == LCP_AUTH:
+                # It wanted the LAC to authenticate itself: we cannot take over
+                # an exchange we did not see.
+                return "the peer asked the LAC to authenticate itself", None, None
+        peer_magic = None
+        for _kind, t, v in verdict:
+            if t == LCP_MAGIC:
+                peer_magic = v
+        # The LAC's request: only what we ask for ourselves, with values we would
+        # accept in a Nak (MRU at least _MIN_MRU, section 6.1; a non-zero magic
+        # number that is not the peer's, section 6.4).
+        for t, v in sopts:
+            if t == LCP_MRU and len(v) == 2 and _u16(v) >= _MIN_MRU:
+                continue
+            if t == LCP_MAGIC and len(v) == 4 and _u32(v) != 0 and bytes(v) != peer_magic:
+                continue
+            if t == LCP_AUTH and len(v) >= 2:
+                continue
+            why = (f"the LAC's proxied request has {_option_name(t)} {_hex(v)},"
+                   " which we would not ask for or accept")
+            return why, None, None
+        return None, verdict, sopts
+
+    def proxy_adopt(self, verdict, sent):
+        """Take a proxied agreement (proxy_check found it acceptable) as if LCP
+        had just opened: the peer's options as we had Acked them, ours as if the
+        peer had Acked our request (RFC 1661 section 6: what is left out takes
+        its default)."""
+        self.commit(verdict)
+        self.send_mru = False
+        self.mru = _DEFAULT_MRU
+        self.send_magic = False
+        self.auth = None
+        for t, v in sent:
+            if t == LCP_MRU:
+                self.mru = _u16(v)
+                self.send_mru = True
+            elif t == LCP_MAGIC:
+                self.magic = _u32(v)
+                self.send_magic = True
+            elif t == LCP_AUTH and self.auth_choices:
+                self.auth = auth_method(v)  # the engine checked it is one we allow
+        self.on_ack()
+
+
+_LCP_OPTION_NAMES = {LCP_MRU: "MRU", LCP_ACCM: "ACCM", LCP_AUTH: "Auth-Protocol",
+                     LCP_QUALITY: "Quality-Protocol", LCP_MAGIC: "Magic-Number",
+                     LCP_PFC: "PFC", LCP_ACFC: "ACFC", LCP_MRRU: "MRRU", LCP_SSNHF: "SSNHF",
+                     LCP_ENDPOINT: "Endpoint-Discriminator"}
+
+
+def _option_name(t):
+    return _LCP_OPTION_NAMES.get(t) or f"option {t}"
+
+
+def _hex(b):
+    return "".join(f"{c:02x}" for c in b)
 
 
 # ---------------------------------------------------------------- IPCP policy
@@ -888,7 +1057,7 @@ class IpcpPolicy:
             opts.append((t, self.dns[t]))
         return opts
 
-    def judge(self, opts, may_nak):
+    def judge(self, opts, may_nak, ident=None):
         out = []
         seen_addr = False
         for t, v in opts:
@@ -984,6 +1153,46 @@ class Authenticator:
         self.proto = None
         self.pending = False
         self.deadline = None
+
+    def proxy(self, proto, user, ident, challenge, response, now):
+        """Check the credentials a LAC collected from the peer (RFC 2661 section
+        4.4.5, Proxy Authen AVPs) as if the peer had just sent them to us, and
+        answer the peer for the LAC with the proxied Identifier (the peer still
+        waits for CHAP Success or PAP Authenticate-Ack). `proto` is what the
+        proxied LCP agreed; for PAP `response` is the password in clear and
+        `ident` may be None (then the peer's retransmitted Authenticate-Request
+        gets our answer)."""
+        self.proto = proto
+        self.pending = True
+        self.user = None
+        self.deadline = None
+        secret = self._secret(user)
+        if proto == PROTO_CHAP:
+            # RFC 1994 section 4.1: MD5(Identifier | secret | Challenge).
+            ok = (secret is not None and len(response) == 16
+                  and response == _md5(bytes((ident,)), _bytes(secret), challenge))
+            self.ident = ident
+            self.value = challenge
+            self.tries = 1
+            msg = b"Authenticated" if ok else b"Authentication failed"
+            self.answer = make_frame(PROTO_CHAP, CHAP_SUCCESS if ok else CHAP_FAILURE, ident, msg)
+            out = [self.answer]
+            if ok and self.cfg.chap_interval:
+                self.deadline = now + self.cfg.chap_interval * 1000  # re-challenge as usual
+            what = "CHAP"
+        else:
+            # RFC 1334 section 2.2.1: the password is compared as sent.
+            ok = secret is not None and response == _bytes(secret)
+            msg = b"Authenticated" if ok else b"Authentication failed"
+            out = [] if ident is None else [
+                make_frame(PROTO_PAP, PAP_ACK if ok else PAP_NAK, ident, bytes((len(msg),)) + msg)]
+            what = "PAP"
+        self._outcome(ok, user, "proxy " + what)
+        if not ok:
+            why = "no secret for this user" if secret is None else (
+                f"the proxied {what} credentials do not match the secret")
+            self.result = ("fail", user, f"proxy authentication failed for user {user} ({why})")
+        return out
 
     def _challenge(self, now):
         # RFC 1994 section 4.1: a new Identifier and a new random value each time.
@@ -1211,6 +1420,7 @@ class PPPEngine:
         self.idle_deadline = None
         self.last_ip = 0
         self.connect_deadline = None
+        self._proxy_creds = None   # (user, ident, challenge, response) to check at LCP up
 
     @property
     def state(self):
@@ -1219,10 +1429,36 @@ class PPPEngine:
         return self.phase
 
     # -- the contract
-    def open(self, now):
+    def open(self, now, proxy=None):
         """Lower layer up: the server sends its LCP Configure-Request; a passive
-        client waits for the peer's (RFC 1661 section 4.3 Up and Open)."""
+        client waits for the peer's (RFC 1661 section 4.3 Up and Open).
+
+        `proxy` (server only; a client given one raises PPPError) is what a LAC
+        forwarded in its ICCN (RFC 2661 section 4.4.5, Proxy LCP and Proxy
+        Authen AVPs), a dict with any of these keys (fsm's session-up names):
+          "initial_received_lcp_confreq", "last_sent_lcp_confreq",
+          "last_received_lcp_confreq": bytes, the LCP options of that
+              Configure-Request from its first option on (the Length and
+              Identifier are not included, section 4.4.5);
+          "proxy_authen_type": int, 1 text, 2 CHAP, 3 PAP, 4 none, 5 MS-CHAPv1
+              (section 10.5);
+          "proxy_authen_name": str; "proxy_authen_challenge": bytes;
+          "proxy_authen_id": int 0..255; "proxy_authen_response": bytes (the
+              CHAP Response value; for PAP the password in clear).
+        When the proxied agreement is one our LcpPolicy would have made (every
+        option of Last Received would be Acked, Last Sent asks nothing we would
+        not ask or accept, its Auth-Protocol is one the profile allows and
+        matches the Proxy Authen Type), LCP starts in Opened with it; proxied
+        PAP or CHAP-MD5 credentials (all the AVPs section 4.4.5 requires for
+        the type) are then checked against our secrets, with the same events as
+        our own authentication. Proxy Authen Type 4 (or no usable credentials):
+        we authenticate the peer ourselves with the protocol the proxied LCP
+        agreed. Anything else: LCP is negotiated afresh, as section 4.4.5 lets
+        the LNS do (and RFC 2661 section 9.5 requires it be possible). Which
+        path was taken, and why, goes to the log."""
         self._now = now
+        if proxy is not None and self.role != "server":
+            raise PPPError("only the server (LNS) takes proxied LCP and authentication")
         if self.done or self.phase != DEAD:
             return
         self.phase = ESTABLISH
@@ -1230,10 +1466,74 @@ class PPPEngine:
             self.reason = "LCP: " + self.lcp.policy.fatal
             self._finish()
             return
+        if proxy and self._open_proxied(now, proxy):
+            self._check(now)
+            return
         self._lcp("Open", now)
         silent = self.cfg.passive and self.role == "client"
         self._lcp("Up-silent" if silent else "Up", now)
         self._check(now)
+
+    def _open_proxied(self, now, proxy):
+        """Start from the LAC's LCP agreement when we can; False: negotiate."""
+        plan, creds, why = self._proxy_plan(proxy)
+        if plan is None:
+            self._say(f"proxy: negotiating LCP afresh: {why}")
+            return False
+        self._say(f"proxy: LCP taken from the LAC; {why}")
+        pol = self.lcp.policy
+        pol.proxy_adopt(plan[0], plan[1])
+        self._proxy_creds = creds
+        self._run(self.lcp, self.lcp.assume_opened(), now)
+        return True
+
+    def _proxy_plan(self, proxy):
+        """((verdict, sent_opts) or None, credentials or None, why) for a proxy
+        dict: None when LCP must be negotiated afresh; credentials when the
+        proxied ones are to be checked, else our own authentication runs."""
+        pol = self.lcp.policy
+        why, verdict, sent = pol.proxy_check(proxy.get("last_sent_lcp_confreq"),
+                                             proxy.get("last_received_lcp_confreq"))
+        if why is not None:
+            return None, None, why
+        plan = (verdict, sent)
+        if not pol.auth_choices:
+            return plan, None, "this profile does not authenticate the peer"
+        agreed = None
+        for t, v in sent:
+            if t == LCP_AUTH:
+                agreed = auth_method(v)
+        if agreed is None:
+            return None, None, ("the proxied LCP agreed no authentication,"
+                                " which this profile requires")
+        if agreed not in pol.auth_choices:
+            return None, None, (f"the proxied LCP agreed {auth_name(agreed)},"
+                                " which this PPP profile does not allow")
+        atype = proxy.get("proxy_authen_type")
+        name = proxy.get("proxy_authen_name")
+        ident = proxy.get("proxy_authen_id")
+        challenge = proxy.get("proxy_authen_challenge")
+        response = proxy.get("proxy_authen_response")
+        if atype == 2 or atype == 3:
+            want = AUTH_CHAP_MD5 if atype == 2 else AUTH_PAP
+            if agreed != want:
+                return None, None, (f"Proxy Authen Type {atype} does not match the"
+                                    f" {auth_name(agreed)} the proxied LCP agreed")
+            if not isinstance(ident, int) or not 0 <= ident <= 255:
+                ident = None
+            # Section 4.4.5: type 2 needs Name, Challenge, ID and Response; for
+            # type 3 we need Name and Response (the ID only lets us answer).
+            missing = [k for k, ok in (("Proxy Authen Name", name is not None),
+                                       ("Proxy Authen Challenge", bool(challenge) or atype == 3),
+                                       ("Proxy Authen ID", ident is not None or atype == 3),
+                                       ("Proxy Authen Response", response is not None)) if not ok]
+            if missing:
+                return None, None, f"proxied {auth_name(agreed)} lacks {', '.join(missing)}"
+            user = _text(_bytes(name))
+            creds = (user, ident, _bytes(challenge), _bytes(response))
+            return plan, creds, f"checking the proxied {auth_name(agreed)} credentials of {user}"
+        what = "no Proxy Authen Type" if atype is None else f"Proxy Authen Type {atype}"
+        return plan, None, f"{what}: authenticating the peer ourselves with {auth_name(agreed)}"
 
     def close(self, now, reason="closed by request"):
         """LCP Close: Terminate-Request, then ("down", reason)."""
@@ -1447,7 +1747,11 @@ class PPPEngine:
         pol = self.lcp.policy
         self.lcp.peer_mru = pol.peer_mru
         self.ipcp.peer_mru = pol.peer_mru
-        if pol.our_auth is not None:
+        creds, self._proxy_creds = self._proxy_creds, None
+        if pol.our_auth is not None and creds is not None:
+            self._out += self.authenticator.proxy(pol.our_auth, creds[0], creds[1], creds[2],
+                                                  creds[3], now)
+        elif pol.our_auth is not None:
             self._out += self.authenticator.start(pol.our_auth, now)
         if pol.peer_auth is not None:
             self._out += self.authenticatee.start(pol.peer_auth, now)

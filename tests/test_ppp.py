@@ -371,6 +371,341 @@ def test_client_naks_an_auth_protocol_it_cannot_do():
     assert c2.frames_to_send(0) == [lcp_frame(3, 7, unhex("0304 c023"))]
 
 
+# ------------------------------------------------ auth methods the peer refuses (issue 10, fault 5)
+def _lcp_requests(frames):
+    return [f for f in frames if f[2:5] == b"\xc0\x21\x01"]
+
+
+def _nak_auth_until_it_stops(s, naks, limit=12):
+    """A scripted peer: answers each LCP Configure-Request of `s` with a Nak of
+    Auth-Protocol, the suggestion taken in turn from `naks` (the last repeats),
+    until `s` sends no more requests. -> (requests seen, the last frames)."""
+    seen = []
+    out = s.frames_to_send(0)
+    while len(seen) < limit:
+        reqs = _lcp_requests(out)
+        if not reqs:
+            break
+        seen.append(reqs[-1])
+        s.receive(lcp_frame(3, reqs[-1][5], naks[min(len(seen), len(naks)) - 1]), 0)
+        out = s.frames_to_send(0)
+    return seen, out
+
+
+def _auth_options(reqs):
+    # The Auth-Protocol option of each request, found by hand (RFC 1661 section 6).
+    out = []
+    for f in reqs:
+        i, opts = 0, f[8:]
+        while i < len(opts):
+            if opts[i] == 3:
+                out.append(bytes(opts[i:i + opts[i + 1]]))
+            i += opts[i + 1]
+    return out
+
+
+def test_windows_client_wanting_mschapv2_ends_the_link_naming_it():
+    # RFC 1661 section 6.2: a Nak of CHAP-MD5 (c223 05) suggesting MS-CHAPv2
+    # (c223 81). We may try PAP once; the peer Naks it the same way; nothing
+    # allowed is left, so the link ends at once with what the peer wanted.
+    s = server()
+    s.open(0)
+    magic = Rng(1)(4)
+    reqs, last = _nak_auth_until_it_stops(s, [unhex("0305 c223 81")])
+    assert reqs == [lcp_frame(1, 1, unhex("0305 c22305 0506") + magic),
+                    lcp_frame(1, 2, unhex("0304 c023 0506") + magic)]
+    reason = ("LCP: the peer wants MS-CHAPv2 (CHAP algorithm 0x81), which this PPP profile"
+              " does not allow (refused: CHAP-MD5, PAP)")
+    # No third request: a Terminate-Request carrying the reason (section 5.5).
+    assert last == [lcp_frame(5, 3, reason.encode())]
+    s.receive(lcp_frame(6, 3), 0)
+    assert s.pop_events() == [("down", reason)]
+    assert s.done and s.next_deadline() is None
+
+
+def test_chap_only_server_gives_up_after_the_first_mschapv2_nak():
+    s = server(auth_pap=False)
+    s.open(0)
+    reqs, last = _nak_auth_until_it_stops(s, [unhex("0305 c223 81")])
+    assert _auth_options(reqs) == [unhex("0305 c22305")]
+    assert last[0][2:5] == b"\xc0\x21\x05" and len(last) == 1
+    s.receive(lcp_frame(6, last[0][5]), 0)
+    assert s.pop_events() == [("down", "LCP: the peer wants MS-CHAPv2 (CHAP algorithm 0x81),"
+                                       " which this PPP profile does not allow"
+                                       " (refused: CHAP-MD5)")]
+
+
+def test_a_peer_flipping_between_methods_is_never_offered_one_twice():
+    # CHAP-MD5 Nak'd to PAP, then PAP Nak'd back to CHAP-MD5: both are refused.
+    s = server()
+    s.open(0)
+    reqs, last = _nak_auth_until_it_stops(s, [unhex("0304 c023"), unhex("0305 c22305")])
+    assert _auth_options(reqs) == [unhex("0305 c22305"), unhex("0304 c023")]
+    s.receive(lcp_frame(6, last[0][5]), 0)
+    assert s.pop_events() == [("down", "LCP: the peer wants CHAP-MD5, which it refused before"
+                                       " (refused: CHAP-MD5, PAP)")]
+
+
+def test_naks_name_eap_ms_chap_and_unknown_methods():
+    for sugg, name in (("0304 c227", "EAP"), ("0305 c223 80", "MS-CHAP (CHAP algorithm 0x80)"),
+                       ("0305 c223 06", "CHAP algorithm 0x06"),
+                       ("0304 c481", "authentication protocol 0xc481")):
+        s = server(auth_pap=False)
+        s.open(0)
+        reqs, last = _nak_auth_until_it_stops(s, [unhex(sugg)])
+        assert len(reqs) == 1
+        s.receive(lcp_frame(6, last[0][5]), 0)
+        assert s.pop_events() == [("down", f"LCP: the peer wants {name}, which this PPP"
+                                           " profile does not allow (refused: CHAP-MD5)")]
+
+
+def test_authenticatee_naks_once_and_ends_when_the_peer_insists():
+    # RFC 1661 section 5.1: a new request after our Nak has a new Identifier; the
+    # same Identifier is a retransmission (our Nak may be lost) and is Nak'd again.
+    c = client()
+    c.open(0)
+    c.frames_to_send(0)
+    c.receive(lcp_frame(1, 7, unhex("0305 c223 81")), 0)
+    assert c.frames_to_send(0) == [lcp_frame(3, 7, unhex("0305 c22305"))]
+    c.receive(lcp_frame(1, 7, unhex("0305 c223 81")), 0)
+    assert c.frames_to_send(0) == [lcp_frame(3, 7, unhex("0305 c22305"))]
+    c.receive(lcp_frame(1, 8, unhex("0305 c223 81")), 0)
+    out = c.frames_to_send(0)
+    reason = ("LCP: the peer requires us to authenticate with MS-CHAPv2 (CHAP algorithm 0x81),"
+              " which this PPP profile does not allow")
+    assert len(out) == 1 and out[0][2:5] == b"\xc0\x21\x05" and out[0][8:] == reason.encode()
+    c.receive(lcp_frame(6, out[0][5]), 0)
+    assert c.pop_events() == [("down", reason)]
+
+
+def test_authenticatee_without_credentials_ends_when_auth_is_asked_again():
+    c = client(user_name=None, user_password=None)
+    c.open(0)
+    c.frames_to_send(0)
+    c.receive(lcp_frame(1, 1, unhex("0305 c22305")), 0)
+    assert c.frames_to_send(0) == [lcp_frame(4, 1, unhex("0305 c22305"))]
+    c.receive(lcp_frame(1, 2, unhex("0305 c22305")), 0)
+    out = c.frames_to_send(0)
+    assert len(out) == 1 and out[0][2:5] == b"\xc0\x21\x05"
+    c.receive(lcp_frame(6, out[0][5]), 0)
+    assert c.pop_events() == [("down", "LCP: the peer requires us to authenticate with CHAP-MD5,"
+                                       " and we have no credentials (user_name)")]
+
+
+# ------------------------------------------------ proxy LCP and authentication (RFC 2661 4.4.5)
+# A LAC that ran LCP and PAP/CHAP with the user forwards the result in its ICCN:
+# the options of the last Configure-Requests each way, and the credentials.
+# Expected answers are built here by hand from RFC 1994/1334 with hashlib.
+LAC_MAGIC = unhex("0a0b0c0d")
+CHAP_ID = 0x37
+CHAP_VALUE = bytes(range(16, 32))
+
+
+def proxied_server(logs=None, **kw):
+    base = {"local_ipaddr": "10.0.0.1", "remote_ipaddr": "10.0.0.2",
+            "secret_for": SECRETS.get}
+    base.update(kw)
+    return ppp.PPPEngine("server", ppp.PPPConfig(**base), Rng(1),
+                         logs.append if logs is not None else None)
+
+
+def chap_proxy(password="wonderland", user="alice", **extra):
+    # RFC 1994 section 4.1: Response Value = MD5(Identifier | secret | Challenge).
+    value = hashlib.md5(bytes((CHAP_ID,)) + password.encode() + CHAP_VALUE).digest()
+    d = {"last_sent_lcp_confreq": unhex("0305 c22305 0506") + LAC_MAGIC,
+         "last_received_lcp_confreq": unhex("0104 05d4 0506 01020304"),
+         "initial_received_lcp_confreq": unhex("0104 05d4 0206 00000000 0506 01020304"),
+         "proxy_authen_type": 2, "proxy_authen_name": user,
+         "proxy_authen_challenge": CHAP_VALUE, "proxy_authen_id": CHAP_ID,
+         "proxy_authen_response": value}
+    d.update(extra)
+    return d
+
+
+def pap_proxy(password=b"builder", **extra):
+    d = {"last_sent_lcp_confreq": unhex("0304 c023 0506") + LAC_MAGIC,
+         "last_received_lcp_confreq": unhex("0506 01020304"),
+         "proxy_authen_type": 3, "proxy_authen_name": "bob", "proxy_authen_id": 5,
+         "proxy_authen_response": password}
+    d.update(extra)
+    return d
+
+
+OUR_IPCP_REQ = ipcp_frame(1, 1, unhex("0306 0a000001"))  # RFC 1332 IP-Address 10.0.0.1
+
+
+def finish_ipcp(s):
+    """The peer's side of IPCP by hand: Ack our request, ask for 10.0.0.2."""
+    s.receive(ipcp_frame(2, 1, unhex("0306 0a000001")), 0)
+    s.receive(ipcp_frame(1, 0x61, unhex("0306 0a000002")), 0)
+    assert s.frames_to_send(0) == [ipcp_frame(2, 0x61, unhex("0306 0a000002"))]
+    return [e for e in s.pop_events() if e[0] == "up"]
+
+
+def test_proxied_lcp_is_taken_and_ipcp_starts_at_once():
+    logs = []
+    s = proxied_server(logs, auth_none=True, lcp_echo_interval=5)
+    s.open(0, proxy={"last_sent_lcp_confreq": unhex("0506") + LAC_MAGIC,
+                     "last_received_lcp_confreq": unhex("0104 05d4 0506 01020304"),
+                     "proxy_authen_type": 4})
+    # No LCP Configure-Request: the first frame is IPCP's (RFC 1661 section 3.6).
+    assert s.frames_to_send(0) == [OUR_IPCP_REQ]
+    assert s.lcp.state == "Opened" and s.state == "network"
+    assert any(m.startswith("proxy: LCP taken from the LAC") for m in logs)
+    # The peer's MRU 1492 bounds what we send; mru 1500: the LAC asked none.
+    assert finish_ipcp(s) == [("up", {"local_ip": "10.0.0.1", "peer_ip": "10.0.0.2", "dns": [],
+                                      "user": None, "mru": 1500, "mtu": 1492})]
+    # Our magic number is the one the LAC gave the peer (section 6.4, Echo).
+    s.on_timer(5000)
+    assert s.frames_to_send(5000) == [lcp_frame(9, 1, LAC_MAGIC)]
+
+
+def _expect_fresh_lcp(proxy, why, **kw):
+    logs = []
+    s = proxied_server(logs, **kw)
+    s.open(0, proxy=proxy)
+    out = s.frames_to_send(0)
+    assert [f[2:5] for f in out] == [b"\xc0\x21\x01"], out  # an LCP Configure-Request
+    assert s.lcp.state == "Req-Sent" and s.state == "establish"
+    said = [m for m in logs if m.startswith("proxy: negotiating LCP afresh: ")]
+    assert len(said) == 1 and why in said[0], (said, why)
+    return s, out[0]
+
+
+def test_proxied_lcp_with_an_option_we_reject_is_renegotiated():
+    # ACCM (2) in the peer's last request: we Configure-Reject it ourselves.
+    s, req = _expect_fresh_lcp(chap_proxy(last_received_lcp_confreq=unhex(
+        "0206 00000000 0506 01020304")), "ACCM")
+    assert req == lcp_frame(1, 1, unhex("0305 c22305 0506") + Rng(1)(4))
+
+
+def test_proxied_lcp_with_a_small_mru_is_renegotiated():
+    _expect_fresh_lcp(chap_proxy(last_received_lcp_confreq=unhex("0104 0040")), "MRU")
+
+
+def test_proxied_lcp_the_lac_asked_more_of_is_renegotiated():
+    # PFC (7) in the LAC's request: more than we ask for ourselves.
+    _expect_fresh_lcp(chap_proxy(last_sent_lcp_confreq=unhex("0305 c22305 0702")), "PFC")
+    # The same magic number both ways: a looped-back link (RFC 1661 section 6.4).
+    _expect_fresh_lcp(chap_proxy(last_sent_lcp_confreq=unhex("0305 c22305 0506 01020304"),
+                                 last_received_lcp_confreq=unhex("0506 01020304")),
+                      "Magic-Number")
+
+
+def test_proxied_lcp_with_an_auth_method_we_do_not_allow_is_renegotiated():
+    _expect_fresh_lcp(chap_proxy(last_sent_lcp_confreq=unhex("0305 c22381")), "MS-CHAPv2")
+    _expect_fresh_lcp(pap_proxy(), "PAP", auth_pap=False)
+
+
+def test_proxied_lcp_without_authentication_is_renegotiated_when_we_require_it():
+    _expect_fresh_lcp({"last_sent_lcp_confreq": unhex("0506") + LAC_MAGIC,
+                       "last_received_lcp_confreq": unhex("0506 01020304"),
+                       "proxy_authen_type": 4}, "no authentication")
+
+
+def test_proxy_authen_type_must_match_the_agreed_method_and_bring_its_avps():
+    _expect_fresh_lcp(chap_proxy(proxy_authen_type=3), "does not match")
+    p = chap_proxy()
+    del p["proxy_authen_id"]
+    _expect_fresh_lcp(p, "Proxy Authen ID")
+    _expect_fresh_lcp(chap_proxy(proxy_authen_challenge=b""), "Proxy Authen Challenge")
+    _expect_fresh_lcp({"proxy_authen_type": 2}, "no proxied LCP")
+
+
+def test_proxied_chap_is_verified_and_the_peer_goes_straight_to_ipcp():
+    logs = []
+    s = proxied_server(logs)
+    s.open(0, proxy=chap_proxy())
+    # RFC 1994 section 4.2: Success with the LAC's Identifier, then IPCP; no LCP.
+    assert s.frames_to_send(0) == [unhex("ff03 c223 03 37 0011") + b"Authenticated", OUR_IPCP_REQ]
+    assert s.pop_events() == [("auth", "alice", True)]
+    assert s.lcp.state == "Opened" and s.lcp.policy.our_auth == ppp.PROTO_CHAP
+    assert any("checking the proxied CHAP-MD5 credentials of alice" in m for m in logs)
+    up = finish_ipcp(s)
+    assert up[0][1]["user"] == "alice" and up[0][1]["mtu"] == 1492
+    # Re-challenge after chap_interval (10 s) with the next Identifier (section 2).
+    s.on_timer(10000)
+    chal = s.frames_to_send(10000)
+    assert len(chal) == 1 and chal[0][2:6] == unhex("c223 01 38")
+
+
+def test_proxied_chap_with_a_wrong_response_ends_the_link_naming_the_user():
+    s = proxied_server()
+    s.open(0, proxy=chap_proxy(password="guess"))
+    out = s.frames_to_send(0)
+    assert out[0] == unhex("ff03 c223 04 37 0019") + b"Authentication failed"
+    assert [f[2:5] for f in out[1:]] == [b"\xc0\x21\x05"]  # Terminate-Request, no IPCP
+    assert s.pop_events() == [("auth", "alice", False)]
+    s.receive(lcp_frame(6, out[1][5]), 0)
+    (down,) = s.pop_events()
+    assert down == ("down", "proxy authentication failed for user alice"
+                            " (the proxied CHAP credentials do not match the secret)")
+
+
+def test_proxied_chap_of_an_unknown_user_fails():
+    s = proxied_server()
+    s.open(0, proxy=chap_proxy(user="mallory"))
+    assert s.frames_to_send(0)[0][4] == ppp.CHAP_FAILURE
+    assert s.pop_events() == [("auth", "mallory", False)]
+    assert s.reason == "proxy authentication failed for user mallory (no secret for this user)"
+
+
+def test_proxied_pap_is_verified():
+    s = proxied_server()
+    s.open(0, proxy=pap_proxy())
+    # RFC 1334 section 2.2.2: Authenticate-Ack with the Request's Identifier.
+    assert s.frames_to_send(0) == [unhex("ff03 c023 02 05 0012 0d") + b"Authenticated",
+                                   OUR_IPCP_REQ]
+    assert s.pop_events() == [("auth", "bob", True)]
+    assert finish_ipcp(s)[0][1]["user"] == "bob"
+
+
+def test_proxied_pap_without_an_id_is_answered_when_the_peer_asks_again():
+    # Without Proxy Authen ID we cannot address an Ack; the peer retransmits its
+    # Authenticate-Request (RFC 1334 section 2.2.1) and gets our answer then.
+    p = pap_proxy()
+    del p["proxy_authen_id"]
+    s = proxied_server()
+    s.open(0, proxy=p)
+    assert s.frames_to_send(0) == [OUR_IPCP_REQ]
+    assert s.pop_events() == [("auth", "bob", True)]
+    s.receive(unhex("ff03 c023 01 09 0010 03") + b"bob" + b"\x07" + b"builder", 0)
+    assert s.frames_to_send(0) == [unhex("ff03 c023 02 09 0012 0d") + b"Authenticated"]
+
+def test_proxied_pap_with_a_wrong_password_ends_the_link():
+    s = proxied_server()
+    s.open(0, proxy=pap_proxy(password=b"wrecker"))
+    out = s.frames_to_send(0)
+    assert out[0] == unhex("ff03 c023 03 05 001a 15") + b"Authentication failed"
+    assert [f[2:5] for f in out[1:]] == [b"\xc0\x21\x05"]
+    assert s.pop_events() == [("auth", "bob", False)]
+    s.receive(lcp_frame(6, out[1][5]), 0)
+    assert s.pop_events()[0][1].startswith("proxy authentication failed for user bob")
+
+
+def test_proxy_authen_type_none_runs_our_own_chap_over_the_proxied_lcp():
+    s = proxied_server()
+    p = chap_proxy(proxy_authen_type=4)
+    for k in ("proxy_authen_name", "proxy_authen_challenge", "proxy_authen_id",
+              "proxy_authen_response"):
+        del p[k]
+    s.open(0, proxy=p)
+    (chal,) = s.frames_to_send(0)  # our Challenge (RFC 1994 section 4.1), no LCP
+    assert chal[2:5] == unhex("c223 01") and chal[8] == 16
+    ident, value = chal[5], chal[9:25]
+    digest = hashlib.md5(bytes((ident,)) + b"builder" + value).digest()
+    s.receive(unhex("ff03 c223 02") + bytes((ident,)) + unhex("0018 10") + digest + b"bob", 0)
+    assert s.frames_to_send(0) == [unhex("ff03 c223 03") + bytes((ident,)) + unhex("0011")
+                                   + b"Authenticated", OUR_IPCP_REQ]
+    assert s.pop_events() == [("auth", "bob", True)]
+
+
+def test_only_the_server_takes_a_proxy():
+    c = client()
+    e = raises(ppp.PPPError, c.open, 0, proxy=chap_proxy())
+    assert "server" in e.msg and c.frames_to_send(0) == []
+
+
 def test_ipcp_rejects_compression_and_unknown_options_and_appends_the_address():
     p = opened_pair()
     s = p.s

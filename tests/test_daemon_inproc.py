@@ -1,0 +1,266 @@
+"""The daemon's control plane in-process: a real l2tpd.Daemon with no sockets, a
+virtual clock, datagrams handed to `datagram_received` and taken from a patched
+`_sendto`. For what the real-process suites (test_daemon, test_conformance) would
+need minutes or thousands of datagrams on a socket to show: bounded resources
+under hostile peers (issue 11) and the glue of issue 10 (peer restarts, proxy
+AVPs handed to the data path).
+
+Expected values come from RFC 2661 (result and error codes, section 4.4.2) and
+from the limits documented in fsm.py and ctrlchan.py, not from running the code.
+"""
+import struct
+
+import avp
+import ctrlchan
+import fsm
+import l2tpd
+import rpc_unix
+
+PEER = ("127.0.0.9", 1701)
+
+
+class Box:
+    """One daemon in a box: virtual clock, captured output, a peer at PEER."""
+
+    def __init__(self, tmp_path, **system):
+        self.now = 1000
+        self.d = l2tpd.Daemon(listen_addr="127.0.0.1", port=1701,
+                              sock_path=str(tmp_path / "l2tpd.sock"),
+                              clock=lambda: self.now)
+        self.sent = []
+        self.d._sendto = lambda rec, data: self.sent.append((rec.peer, bytes(data))) or True
+        self.ups = []
+        real_up = self.d.dp.session_up
+
+        def session_up(tid, sid, psid, info):
+            self.ups.append(info)
+            return real_up(tid, sid, psid, info)
+        self.d.dp.session_up = session_up
+        self.ns = 0   # the peer's next Ns
+        self.nr = 0   # the peer's next expected Ns from us
+        for k, v in system.items():
+            self.d.system[k] = v
+
+    def rpc(self, method, **params):
+        return self.d.handle_rpc(method, params, None)
+
+    def feed(self, data, addr=PEER):
+        self.d.datagram_received(data, addr, "127.0.0.1", self.now)
+        self.d.flush(self.now)
+
+    def send(self, mtype, avps, tid=0, sid=0, addr=PEER, ns=None):
+        """A control message from the peer, in sequence unless `ns` is given."""
+        if ns is None:
+            ns = self.ns
+            self.ns = (self.ns + 1) & 0xFFFF
+        body = avp.encode_message(mtype, avps)
+        self.feed(avp.push_control(tid, sid, ns, self.nr, body), addr)
+
+    def advance(self, ms):
+        """Run the daemon's timers over `ms` of virtual time, in 100 ms steps."""
+        end = self.now + ms
+        while self.now < end:
+            self.now = min(end, self.now + 100)
+            self.d.run_timers(self.now)
+            self.d.flush(self.now)
+
+    def take(self):
+        """What the daemon sent since the last call: [(tid, sid, name or "ZLB", avps)]."""
+        out = []
+        for _peer, data in self.sent:
+            h = avp.pull_header(data)
+            body = data[h.payload_offset:h.length]
+            if body:
+                m = avp.decode_message(body)
+                out.append((h.tunnel_id, h.session_id, m.name, m.avps))
+                self.nr = (h.ns + 1) & 0xFFFF
+            else:
+                out.append((h.tunnel_id, h.session_id, "ZLB", {}))
+        self.sent = []
+        return out
+
+    def names(self):
+        return [x[2] for x in self.take()]
+
+    def establish(self, ptid=1):
+        """SCCRQ / SCCRP / SCCCN as the LAC; returns our tunnel id."""
+        self.ns = self.nr = 0
+        self.send(avp.SCCRQ, [(avp.PROTOCOL_VERSION, (1, 0)), (avp.HOST_NAME, "lac"),
+                              (avp.FRAMING_CAPABILITIES, 3), (avp.BEARER_CAPABILITIES, 3),
+                              (avp.ASSIGNED_TUNNEL_ID, ptid)])
+        reply = [x for x in self.take() if x[2] == "SCCRP"]
+        assert len(reply) == 1
+        tid = reply[0][3][avp.ASSIGNED_TUNNEL_ID]
+        self.send(avp.SCCCN, [], tid)
+        assert self.d.tunnels[tid].t.state == "established"
+        self.take()
+        return tid
+
+    def icrq(self, tid, psid):
+        self.send(avp.ICRQ, [(avp.ASSIGNED_SESSION_ID, psid), (avp.CALL_SERIAL_NUMBER, psid)],
+                  tid)
+
+
+# ------------------------------------------------------------------ issue 10
+def test_a_restarted_peer_gets_a_new_tunnel_and_the_stale_one_goes(tmp_path):
+    b = Box(tmp_path)
+    events = []
+    b.d.event = (lambda name, rec=None, srec=None, **kw: events.append((name, kw)))
+    old = b.establish(ptid=1)
+    b.icrq(old, 5)
+    assert [x[2] for x in b.take()] == ["ICRP"]
+    assert b.d.num_sessions == 1
+    new = b.establish(ptid=1)            # same address, port and Assigned Tunnel ID
+    assert new != old and list(b.d.tunnels) == [new]
+    assert b.d.num_sessions == 0 and b.d.counters["peer_restarts"] == 1
+    downs = [kw["reason"] for name, kw in events if name == "tunnel_down"]
+    assert len(downs) == 1 and downs[0].startswith("peer restarted")
+
+
+def test_an_sccrq_repeated_while_waiting_for_scccn_is_a_retransmission(tmp_path):
+    b = Box(tmp_path)
+    sccrq = [(avp.PROTOCOL_VERSION, (1, 0)), (avp.HOST_NAME, "lac"),
+             (avp.FRAMING_CAPABILITIES, 3), (avp.ASSIGNED_TUNNEL_ID, 1)]
+    b.send(avp.SCCRQ, sccrq, ns=0)
+    b.send(avp.SCCRQ, sccrq, ns=0)       # the same Ns: the peer did not hear us
+    assert len(b.d.tunnels) == 1 and b.d.counters["peer_restarts"] == 0
+    assert b.names() == ["SCCRP", "ZLB"]
+
+
+def _iccn_with_proxy(b, tid, sid):
+    b.send(avp.ICCN, [(avp.TX_CONNECT_SPEED, 10 ** 6), (avp.FRAMING_TYPE, 1),
+                      (avp.LAST_SENT_LCP_CONFREQ, bytes.fromhex("0506 11223344")),
+                      (avp.LAST_RECEIVED_LCP_CONFREQ, bytes.fromhex("0506 55667788")),
+                      (avp.PROXY_AUTHEN_TYPE, avp.PROXY_AUTH_PAP),
+                      (avp.PROXY_AUTHEN_NAME, "alice"), (avp.PROXY_AUTHEN_ID, 9),
+                      (avp.PROXY_AUTHEN_RESPONSE, b"secret")], tid, sid)
+
+
+def test_proxy_avps_reach_the_data_path_only_with_allow_ppp_proxy(tmp_path):
+    b = Box(tmp_path)
+    for allow in (False, True):
+        b.rpc("tunnel_profile.modify", profile_name="default", allow_ppp_proxy=allow)
+        tid = b.establish(ptid=1 + allow)
+        b.icrq(tid, 5)
+        icrp = [x for x in b.take() if x[2] == "ICRP"][0]
+        _iccn_with_proxy(b, tid, icrp[3][avp.ASSIGNED_SESSION_ID])
+    assert len(b.ups) == 2
+    assert b.ups[0]["ppp_proxy"] is None
+    assert b.ups[1]["ppp_proxy"] == {
+        "proxy_authen_type": 3, "proxy_authen_name": "alice", "proxy_authen_id": 9,
+        "proxy_authen_response": b"secret",
+        "last_sent_lcp_confreq": bytes.fromhex("050611223344"),
+        "last_received_lcp_confreq": bytes.fromhex("050655667788")}
+
+
+def test_call_errors_name_our_parameters(tmp_path):
+    b = Box(tmp_path)
+    tid = b.establish()
+    for params, name, code in (
+            ({"proxy_auth_type": "chap", "proxy_auth_name": "a", "proxy_auth_challenge": "01",
+              "proxy_auth_response": "02"}, "proxy_auth_id", rpc_unix.ERR_PARAM_MISSING),
+            ({"proxy_auth_type": "pap", "proxy_auth_name": "a", "proxy_auth_id": 1},
+             "proxy_auth_response", rpc_unix.ERR_PARAM_MISSING),
+            ({"proxy_auth_name": "a"}, "proxy_auth_name", rpc_unix.ERR_PARAM_BAD_VALUE),
+            ({"session_type": "lnoc", "bearer_type": "analog"}, None, None)):
+        try:
+            b.rpc("session.create", tunnel_id=tid, **params)
+        except rpc_unix.RpcError as e:
+            assert name is not None, e.message
+            assert e.code == code and e.data["param"] == name, (params, e.to_dict())
+        else:
+            assert name is None, params
+
+
+# ------------------------------------------------------------------ issue 11
+def test_icrq_flood_gets_cdn_4_past_the_half_open_limit(tmp_path):
+    b = Box(tmp_path)
+    tid = b.establish()
+    limit = fsm.TunnelConfig().max_half_open
+    out = []
+    for psid in range(1, limit + 2):
+        b.icrq(tid, psid)
+        out += b.take()                  # the next ICRQ acks what came back
+    assert [x[2] for x in out].count("ICRP") == limit
+    cdn = [x for x in out if x[2] == "CDN"]
+    # RFC 2661 4.4.2: CDN result 4, temporary lack of resources; error 4 likewise.
+    assert len(cdn) == 1 and cdn[0][3][avp.RESULT_CODE][:2] == (4, 4)
+    assert cdn[0][1] == limit + 1        # to the peer's session id
+    assert b.d.tunnels[tid].t.state == "established"
+
+
+def test_a_full_tunnel_answers_the_next_icrq_with_cdn_not_a_traceback():
+    # 65,534 calls the peer completed; the next ICRQ still gets CDN 4 (one id stays free).
+    rng_state = [7]
+
+    def rng(n):
+        out = bytearray()
+        for _ in range(n):
+            rng_state[0] = (rng_state[0] * 1103515245 + 12345) & 0x7FFFFFFF
+            out.append(rng_state[0] >> 16 & 0xFF)
+        return bytes(out)
+    t = fsm.Tunnel(1, fsm.TunnelConfig(max_half_open=0, ack_delay=0), rng)
+    ns = [0]
+
+    def feed(mtype, avps, sid=0):
+        body = avp.encode_message(mtype, avps)
+        d = avp.push_control(1, sid, ns[0], t.channel._ns, body)
+        ns[0] = (ns[0] + 1) & 0xFFFF
+        return t.receive(d, 0)
+    feed(avp.SCCRQ, [(avp.PROTOCOL_VERSION, (1, 0)), (avp.HOST_NAME, "x"),
+                     (avp.FRAMING_CAPABILITIES, 3), (avp.ASSIGNED_TUNNEL_ID, 9)])
+    feed(avp.SCCCN, [])
+    assert t.state == "established"
+    t.datagrams_to_send(0)
+    for psid in range(1, 0xFFFF):
+        feed(avp.ICRQ, [(avp.ASSIGNED_SESSION_ID, psid), (avp.CALL_SERIAL_NUMBER, psid)])
+        t.datagrams_to_send(0)
+    assert len(t.sessions) == 0xFFFE
+    acts = feed(avp.ICRQ, [(avp.ASSIGNED_SESSION_ID, 1), (avp.CALL_SERIAL_NUMBER, 1)])
+    assert [a[0] for a in acts] == ["error"]          # counted and logged, nothing raised
+    bodies = []
+    for d in t.datagrams_to_send(0):
+        h = avp.pull_header(d)
+        if h.length > h.payload_offset:
+            bodies.append(avp.decode_message(d[h.payload_offset:h.length]))
+    assert [m.type for m in bodies] == [avp.CDN]
+    assert bodies[0].get(avp.RESULT_CODE)[:2] == (4, 4)   # RFC 2661 4.4.2
+    assert len(t.sessions) == 0xFFFE
+
+
+def test_send_queue_is_bounded_against_a_peer_that_never_acks(tmp_path):
+    b = Box(tmp_path)
+    tid = b.establish()
+    t = b.d.tunnels[tid].t
+    for psid in range(1, 2000):
+        b.send(avp.ICRQ, [(avp.ASSIGNED_SESSION_ID, psid), (avp.CALL_SERIAL_NUMBER, psid)],
+               tid)
+        b.sent = []                      # the peer never acks (its Nr stays put)
+        b.nr = 0
+    # Answers pile up to RX_HOLD (256, ctrlchan's documented bound) at most; later
+    # requests are not taken (nor acked), so the peer's own window throttles it.
+    assert ctrlchan.RX_HOLD == 256
+    assert t.channel.unacked <= 257 and len(t.sessions) <= 257
+
+
+def test_giving_up_sends_one_stopccn(tmp_path):
+    b = Box(tmp_path)
+    tid = b.establish(ptid=7)
+    b.icrq(tid, 5)
+    b.take()                             # the ICRP is never acked
+    b.advance(120000)                    # 1+2+4+8+8+8 s of retransmissions, then give up
+    out = b.take()
+    assert tid not in b.d.tunnels
+    stops = [x for x in out if x[2] == "StopCCN"]
+    assert len(stops) == 1 and stops[0][0] == 7     # to the peer's tunnel id
+    assert out[-1][2] == "StopCCN"                  # and nothing after it
+    assert stops[0][3][avp.ASSIGNED_TUNNEL_ID] == tid
+
+
+def test_unknown_message_types_share_one_counter(tmp_path):
+    b = Box(tmp_path)
+    for mtype in range(20, 3020):
+        body = struct.pack("!HHHH", 0x8008, 0, 0, mtype)
+        b.feed(avp.push_control(0, 0, 0, 0, body))
+    got = b.rpc("system.get")["messages"]
+    assert list(got) == ["unknown"] and got["unknown"]["rx"] == 3000

@@ -479,6 +479,10 @@ class Daemon:
         self.running = False
         self.stopping = None     # deadline of a graceful stop
         self.config_file = None
+        # Files the RPC may name (config save/restore, secrets_file) resolve inside
+        # this directory (main: --config-dir, else the directory of -c, else
+        # DEFAULT_CONFIG_DIR); see config_path.
+        self.config_dir = DEFAULT_CONFIG_DIR
         self.policy = Policy(self)
         self._tconf = {}         # configuration key -> shared fsm.TunnelConfig
         self._keysets = {}       # interned create_keys tuples
@@ -1734,6 +1738,12 @@ class Daemon:
                 except UnicodeError:
                     raise RpcError.param(rpc_unix.ERR_PARAM_BAD_VALUE, k,
                                          "is not valid text (UTF-8)", repr(v))
+                bad = _control_char(v)
+                if bad is not None:
+                    # A newline, NUL or other control character would break the config
+                    # file grammar (config save) and the logs.
+                    raise RpcError.param(rpc_unix.ERR_PARAM_BAD_VALUE, k,
+                                         f"contains the control character {bad!r}")
         self.trace(TRACE_BITS["api"], f"rpc {method} {sorted(typed)}")
         return fn(self, typed, conn)
 
@@ -1858,6 +1868,13 @@ class Daemon:
 
     def _check_profile_values(self, kind, p, name=None):
         """Checks on the profile as it will be (this request over what it has)."""
+        if kind == "ppp" and p.get("secrets_file"):
+            # Read as root for every login: only from the configuration directory or
+            # pppd's own, never a file of the caller's choosing.
+            dirs = (self.config_dir,) + SECRETS_DIRS
+            if "\0" in p["secrets_file"] or _inside(p["secrets_file"], dirs) is None:
+                raise RpcError.param(rpc_unix.ERR_NOT_PERMITTED, "secrets_file",
+                                     f"must lie in {' or '.join(dirs)}", p["secrets_file"])
         if kind != "tunnel":
             return
         profs = self.profiles["tunnel"]
@@ -2108,9 +2125,27 @@ class Daemon:
         conn.subscribed = False
         return {"subscribed": None}
 
+    def config_path(self, name, param="file"):
+        """A file named over RPC: relative names are taken inside the configuration
+        directory, and whatever the name, the file (symlinks resolved) must lie in
+        it. Raises RpcError (ERR_NOT_PERMITTED) naming `param` otherwise: the socket's
+        group manages the daemon, never the files of the root it runs as."""
+        if "\0" in name:
+            raise RpcError.param(rpc_unix.ERR_PARAM_BAD_VALUE, param, "contains a NUL")
+        path = os.path.join(self.config_dir, name)
+        real = _inside(path, (self.config_dir,))
+        if real is None:
+            raise RpcError.param(rpc_unix.ERR_NOT_PERMITTED, param,
+                                 f"outside the configuration directory {self.config_dir}",
+                                 name)
+        return real
+
     def m_config_save(self, p, conn):
-        path = p.get("file") or self.config_file
-        if not path:
+        if p.get("file"):
+            path = self.config_path(p["file"])
+        elif self.config_file:
+            path = self.config_file   # -c: chosen on the command line by root
+        else:
             raise RpcError.param(rpc_unix.ERR_PARAM_MISSING, "file",
                                  "no file given and the daemon has no -c file")
         text = self.config_text()
@@ -2129,16 +2164,22 @@ class Daemon:
                 os.unlink(tmp)
             except (OSError, ValueError):
                 pass
-            raise RpcError.param(rpc_unix.ERR_CONFIG_FILE, "file", f"cannot write: {e}", path)
+            why = getattr(e, "strerror", None) or type(e).__name__
+            raise RpcError.param(rpc_unix.ERR_CONFIG_FILE, "file", f"cannot write: {why}",
+                                 path)
         return {"file": path, "lines": text.count("\n")}
 
     def m_config_restore(self, p, conn):
-        path = p["file"]
+        path = self.config_path(p["file"])
         try:
             n = self.apply_config_file(path)
         except rpc_unix.ConfigError as e:
-            raise RpcError(rpc_unix.ERR_CONFIG_FILE, str(e),
-                           {"file": e.filename, "line": e.lineno})
+            # The file's own text is never quoted back over the socket: a line
+            # that is not a command is named by its number only.
+            reason = e.reason if getattr(e, "checked", False) else "not a valid command"
+            where = f"{path}:{e.lineno}" if e.lineno else path
+            raise RpcError(rpc_unix.ERR_CONFIG_FILE, f"{where}: {reason}",
+                           {"file": path, "line": e.lineno})
         return {"file": path, "commands": n}
 
     def m_rpc_describe(self, p, conn):
@@ -2153,55 +2194,86 @@ class Daemon:
 
     # ------------------------------------------------------------- config file
     def apply_config_file(self, path):
-        """Apply a config file of l2tpctl commands. All-or-nothing for profiles and
-        the system object: an error restores them and raises ConfigError naming the
-        line. Tunnel and session commands are checked first, then run in order."""
+        """Apply a config file of l2tpctl commands, whole or not at all. The file is
+        read and parsed, then every line is checked (profiles, pools and the system
+        object are applied on a snapshot as they come, tunnel and session lines are
+        validated against what exists and what earlier lines of the same file
+        create); then the tunnel, session and system lines run in file order. Any
+        failure, in either pass, restores the previous profiles, pools, system
+        settings and tunnel parameters, removes what this file created, and raises
+        ConfigError naming FILE:LINE. Returns the number of commands."""
         text = _read_config(path)
         cmds = rpc_unix.parse_config(text, path, CONFIG_VERBS)
         import copy  # only here: a snapshot to restore if a line fails
         saved = ({k: v.copy() for k, v in self.profiles.items()}, dict(self.system),
                  copy.deepcopy(self.pools))
         later = []
+        made = {"names": set(), "ids": set()}   # tunnels earlier lines will create
         try:
             for lineno, method, params in cmds:
                 if method not in self.methods:
                     raise rpc_unix.ConfigError(f"unknown command {method}", path, lineno)
                 try:
-                    typed = rpc_unix.coerce_params(method, params,
-                                                   self.describe()[method]["params"])
-                    obj = method.split(".")[0]
-                    if obj in ("tunnel", "session"):
-                        self._config_check(method, typed)
-                        later.append((lineno, method, typed))
-                    elif obj == "system":
-                        # In file order with the tunnels: a deny flag or limit set
-                        # after them must not refuse them (config save writes it last).
-                        later.append((lineno, method, typed))
-                    elif method == "ippool.create" and typed["pool_name"] in self.pools:
-                        pass   # re-applied on SIGHUP: the pool and its addresses stay
-                    elif method in ("ippool.add_block", "ippool.reserve") and \
-                            self._already_in_pool(method, typed):
-                        pass
-                    elif method.endswith("_profile.create") and \
-                            typed.get("profile_name") in \
-                            self.profiles[obj[:-8]].items:
-                        # Re-applied on SIGHUP: an existing profile is modified.
-                        self.profile_op(obj[:-8], "modify", typed)
-                    else:
-                        self.methods[method](self, typed, None)
+                    self._config_line(method, params, later, lineno, made)
                 except RpcError as e:
-                    raise rpc_unix.ConfigError(e.message, path, lineno)
+                    err = rpc_unix.ConfigError(e.message, path, lineno)
+                    err.checked = True
+                    raise err
+            self._config_apply(later, path)
         except rpc_unix.ConfigError:
             self.profiles, self.system, self.pools = saved
             raise
-        now = self.clock()
-        for lineno, method, typed in later:
-            try:
-                self._config_run(method, typed, now)
-            except RpcError as e:
-                self.log.error(f"{path}:{lineno}: {e.message}")
         return len(cmds)
 
+    def _config_line(self, method, params, later, lineno, made):
+        """Check pass of one line (apply_config_file)."""
+        typed = rpc_unix.coerce_params(method, params, self.describe()[method]["params"])
+        obj = method.split(".")[0]
+        if obj in ("tunnel", "session"):
+            self._config_check(method, typed, made)
+            later.append((lineno, method, typed))
+        elif obj == "system":
+            # In file order with the tunnels: a deny flag or limit set after them
+            # must not refuse them (config save writes it last).
+            later.append((lineno, method, typed))
+        elif method == "ippool.create" and typed["pool_name"] in self.pools:
+            pass   # re-applied on SIGHUP: the pool and its addresses stay
+        elif method in ("ippool.add_block", "ippool.reserve") and \
+                self._already_in_pool(method, typed):
+            pass
+        elif method.endswith("_profile.create") and \
+                typed.get("profile_name") in self.profiles[obj[:-8]].items:
+            # Re-applied on SIGHUP: an existing profile is modified.
+            self.profile_op(obj[:-8], "modify", typed)
+        else:
+            self.methods[method](self, typed, None)
+
+    def _config_apply(self, later, path):
+        """Run pass: tunnel, session and system lines in order; on a failure undo what
+        this pass did and raise ConfigError (the caller restores the profiles)."""
+        now = self.clock()
+        created, sessions, modified = [], [], []
+        for lineno, method, typed in later:
+            try:
+                self._config_run(method, typed, now, created, sessions, modified)
+            except RpcError as e:
+                self.log.error(f"{path}:{lineno}: {e.message}; undoing this file")
+                for rec, srec in reversed(sessions):
+                    if rec.tid in self.tunnels and srec.sid in rec.sessions:
+                        self.m_session_delete({"tunnel_id": rec.tid, "session_id": srec.sid},
+                                              None)
+                for rec in reversed(created):
+                    if self.tunnels.get(rec.tid) is rec:
+                        self.m_tunnel_delete({"tunnel_id": rec.tid}, None)
+                    for key, ids in list(self._made.items()):
+                        if ids[0] == rec.tid:
+                            del self._made[key]
+                for rec, old in reversed(modified):
+                    if self.tunnels.get(rec.tid) is rec:
+                        self.m_tunnel_modify(dict(old, tunnel_id=rec.tid), None)
+                err = rpc_unix.ConfigError(e.message, path, lineno)
+                err.checked = True
+                raise err
     def _already_in_pool(self, method, p):
         pool = self.pools.get(p["pool_name"])
         if pool is None:
@@ -2226,22 +2298,30 @@ class Daemon:
         srec = rec.sessions.get(made[2])
         return key, srec if srec is not None and srec.create_time == made[3] else None
 
-    def _config_check(self, method, p):
+    def _config_check(self, method, p, made):
         if method == "tunnel.create":
+            for k, key in (("tunnel_name", "names"), ("tunnel_id", "ids")):
+                if p.get(k) is not None:
+                    made[key].add(p[k])
             if p.get("tunnel_name") in self.tunnel_names or self._config_made(method, p)[1]:
                 return
             self.create_tunnel(p, 0, validate_only=True)
         elif method == "session.create":
-            name = p.get("tunnel_name")
-            if name is None and p.get("tunnel_id") is None:
+            name, tid = p.get("tunnel_name"), p.get("tunnel_id")
+            if name is None and tid is None:
                 raise RpcError.param(rpc_unix.ERR_PARAM_MISSING, "tunnel_name",
                                      "give tunnel_id or tunnel_name")
-            if name is not None and name not in self.tunnel_names and p.get("tunnel_id") \
-                    is None:
-                # The tunnel comes from an earlier line of the same file: check what
-                # does not need it.
-                self._check_session_request(p)
-                return
+            if (tid is None and name not in self.tunnel_names) or \
+                    (tid is not None and tid not in self.tunnels):
+                if name in made["names"] if tid is None else tid in made["ids"]:
+                    # The tunnel comes from an earlier line of the same file: check
+                    # what does not need it.
+                    self._check_session_request(p)
+                    return
+                what, v = ("tunnel_name", name) if tid is None else ("tunnel_id", tid)
+                raise RpcError.param(rpc_unix.ERR_TUNNEL_NOT_FOUND, what,
+                                     "no such tunnel, running or created by an earlier "
+                                     "line of this file", v)
             rec = self.find_tunnel(p)
             if p.get("session_name") not in rec.session_names and \
                     not self._config_made(method, p)[1]:
@@ -2255,22 +2335,27 @@ class Daemon:
                 raise RpcError.param(code, k, f"no {kind} profile named {v!r}", v)
         _call_params(p, p.get("session_type") or "laic")
 
-    def _config_run(self, method, p, now):
+    def _config_run(self, method, p, now, created, sessions, modified):
+        """One tunnel/session/system line; what it creates or modifies is recorded in
+        `created`, `sessions` and `modified` for _config_apply to undo."""
         key, made = self._config_made(method, p)
         if method == "tunnel.create" and (p.get("tunnel_name") in self.tunnel_names
                                           or made is not None):
             rec = made or self.tunnels[self.tunnel_names[p["tunnel_name"]]]
             mod = {k: v for k, v in p.items() if k in TUNNEL_MODIFIABLE}
+            modified.append((rec, {k: rec.params.get(k) for k in mod}))
             mod["tunnel_id"] = rec.tid
             self.m_tunnel_modify(mod, None)
         elif method == "tunnel.create":
             rec = self.create_tunnel(p, now)
+            created.append(rec)
             self._made[key] = (rec.tid, rec.create_time)
         elif method == "session.create":
             rec = self.find_tunnel(p)
             if p.get("session_name") in rec.session_names or made is not None:
                 return
             srec = self._create_session_in(rec, p, now)
+            sessions.append((rec, srec))
             self._made[key] = (rec.tid, rec.create_time, srec.sid, srec.create_time)
         else:
             self.methods[method](self, p, None)
@@ -2464,27 +2549,57 @@ class _Reader:
 
 
 def _read_config(path):
-    """A config file's text: a regular file, bounded, UTF-8 (errors name the line)."""
+    """A config file's text: a regular file, bounded, UTF-8 (errors name the line).
+    Opened non-blocking, so a named pipe or a device named as a config file is
+    refused at once instead of stopping the single-threaded daemon in open()."""
     import stat
+
+    def refuse(reason, lineno=None):
+        e = rpc_unix.ConfigError(reason, path, lineno)
+        e.checked = True   # says nothing of the file's content
+        return e
     try:
-        with open(path, "rb") as f:
-            st = os.fstat(f.fileno())
-            if not stat.S_ISREG(st.st_mode):
-                raise rpc_unix.ConfigError("not a regular file", path, None)
-            data = f.read(CONFIG_MAX + 1)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
     except (OSError, ValueError) as e:
-        raise rpc_unix.ConfigError(f"cannot read: {getattr(e, 'strerror', None) or e}",
-                                   path, None)
+        raise refuse(f"cannot read: {getattr(e, 'strerror', None) or type(e).__name__}")
+    try:
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise refuse("not a regular file")
+            data = f.read(CONFIG_MAX + 1)
+    except OSError as e:
+        raise refuse(f"cannot read: {e.strerror or type(e).__name__}")
     if len(data) > CONFIG_MAX:
-        raise rpc_unix.ConfigError(f"larger than {CONFIG_MAX} bytes", path, None)
+        raise refuse(f"larger than {CONFIG_MAX} bytes")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise rpc_unix.ConfigError(f"not UTF-8 text (byte {data[e.start]:#04x})", path,
-                                   data[:e.start].count(b"\n") + 1)
+        raise refuse("not UTF-8 text", data[:e.start].count(b"\n") + 1)
 
 
 CONFIG_MAX = 16 << 20
+DEFAULT_CONFIG_DIR = "/etc/l2tpd"
+# Where a PPP profile's secrets_file may come from, beside the config directory.
+SECRETS_DIRS = ("/etc/ppp",)
+
+
+def _control_char(text):
+    """The first C0 control character (or DEL) in `text` other than tab, or None."""
+    for ch in text:
+        if (ch < " " and ch != "\t") or ch == "\x7f":
+            return ch
+    return None
+
+
+def _inside(path, dirs):
+    """`path` with symlinks resolved, if it lies inside one of `dirs` (resolved
+    too), else None."""
+    real = os.path.realpath(path)
+    for d in dirs:
+        top = os.path.realpath(d)
+        if real == top or real.startswith(top.rstrip("/") + "/"):
+            return real
+    return None
 
 
 def _iso(t):
@@ -2624,6 +2739,9 @@ def parse_args(argv):
     ap = argparse.ArgumentParser(prog="l2tpd", description="L2TP (RFC 2661) LAC/LNS daemon")
     ap.add_argument("-f", action="store_true", help="stay in the foreground, log to stderr")
     ap.add_argument("-c", metavar="FILE", help="config file of l2tpctl commands")
+    ap.add_argument("--config-dir", metavar="DIR",
+                    help="files named over RPC (config save/restore, secrets_file) must "
+                         f"lie here (default: the directory of -c, else {DEFAULT_CONFIG_DIR})")
     ap.add_argument("-s", metavar="PATH", help="RPC socket (default /run/l2tpd/l2tpd.sock "
                     "as root, ./l2tpd.sock otherwise)")
     ap.add_argument("-a", metavar="ADDR", default="0.0.0.0", help="listen address (all)")
@@ -2678,6 +2796,8 @@ def main(argv=None):
     except kernel.DataPathError as e:
         print(f"l2tpd: {e}", file=sys.stderr)
         return 1
+    d.config_dir = os.path.abspath(args.config_dir or (os.path.dirname(os.path.abspath(args.c))
+                                                        if args.c else DEFAULT_CONFIG_DIR))
     if args.c:
         d.config_file = args.c   # SIGHUP re-applies it
         try:

@@ -16,8 +16,10 @@ from daemon_util import L2tpd, free_udp_port, tunnel_state, wait_for
 @pytest.fixture
 def pair(tmp_path):
     port = free_udp_port()
-    a = L2tpd(tmp_path, "127.0.0.1", port, "a").start()
-    b = L2tpd(tmp_path, "127.0.0.2", port, "b").start()
+    # Files named over RPC must lie in the configuration directory: the test's own.
+    args = ["--config-dir", str(tmp_path)]
+    a = L2tpd(tmp_path, "127.0.0.1", port, "a", args=args).start()
+    b = L2tpd(tmp_path, "127.0.0.2", port, "b", args=args).start()
     yield a, b
     for d in (a, b):
         d.stop(signal.SIGKILL)

@@ -58,7 +58,9 @@ class Net:
 
     def start(self, ns, addr, sock, logfile):
         cmd = ["ip", "netns", "exec", ns, sys.executable, os.path.join(ROOT, "l2tpd.py"),
-               "-f", "-a", addr, "-s", sock, "--dataplane", "userspace"]
+               "-f", "-a", addr, "-s", sock, "--dataplane", "userspace",
+               # the secrets file lives beside the sockets: the configuration directory
+               "--config-dir", os.path.dirname(sock)]
         log = open(logfile, "ab")
         p = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                              stdin=subprocess.DEVNULL, start_new_session=True)

@@ -114,8 +114,9 @@ TUNNEL_FSM = _table(
     (_UP, "rx-error", "act_stop", "closing"),                   # + section 7.1
     (_UP, "chan-failed", "act_fail", "closed"),                 # + section 5.8
     (_UP, "abandon", "act_cleanup", "closed"),                  # + the peer restarted
+    (_UP, "drop", "act_drop", "closed"),                        # + evicted: StopCCN once
     # State: closing (+ section 5.7: acking retransmitted StopCCNs a full cycle)
-    ("closing", "chan-closed chan-failed abandon", "act_closed", "closed"),
+    ("closing", "chan-closed chan-failed abandon drop", "act_closed", "closed"),
 )
 
 LAIC_FSM = _table(
@@ -214,7 +215,7 @@ LNOC_FSM = _table(
 
 SESSION_FSM = {"laic": LAIC_FSM, "lnic": LNIC_FSM, "laoc": LAOC_FSM, "lnoc": LNOC_FSM}
 
-LOCAL_EVENTS = ("open", "close", "lose-tie", "bearer-up", "abandon")
+LOCAL_EVENTS = ("open", "close", "lose-tie", "bearer-up", "abandon", "drop")
 
 # ---------------------------------------------------------------- configuration
 # OpenL2TP's names and defaults (../shared/reference/openl2tp-api.md 1.5); ms.
@@ -553,6 +554,14 @@ class Tunnel(_Machine):
         if self.state == CLOSED:
             return []
         return self._fire("abandon", now, None, reason)
+
+    def drop(self, now, result, error=None, text=None):
+        """Clear the tunnel at once with one StopCCN sent best-effort (never
+        retransmitted, no linger: section 5.7 "may"), for a caller that must not
+        keep state for it (a half-open tunnel evicted under an SCCRQ flood)."""
+        if self.state == CLOSED:
+            return []
+        return self._fire("drop", now, None, (result, error, text))
 
     def call_types(self, session_type, params):
         """Bearer Type and Framing Type for a call we place, as
@@ -910,11 +919,20 @@ class Tunnel(_Machine):
         """The channel gave up. Ref: RFC2661 section 5.8: the tunnel and all its
         sessions MUST be cleared; one StopCCN goes out unreliably (5.7 allows it)
         so the peer clears now instead of after its own Hellos fail."""
+        self._stop_once((avp.STOPCCN_GENERAL, 0, str(arg)[:200]))
+        return self._down(now, arg, None) + [("tunnel-closed", self.tunnel_id)]
+
+    def act_drop(self, now, msg, arg):
+        why = arg or (avp.STOPCCN_GENERAL, None, None)
+        self._stop_once(why)
+        return self._down(now, "sent StopCCN, " + _fmt(why), why) + [
+            ("tunnel-closed", self.tunnel_id)]
+
+    def _stop_once(self, why):
+        """A StopCCN outside the reliable channel (it may be full or failed)."""
         if self.peer_tunnel_id:
-            why = (avp.STOPCCN_GENERAL, 0, str(arg)[:200])
             self.channel.send_final(avp.encode_message(avp.STOPCCN, (
                 (avp.ASSIGNED_TUNNEL_ID, self.tunnel_id), (avp.RESULT_CODE, why))))
-        return self._down(now, arg, None) + [("tunnel-closed", self.tunnel_id)]
 
     def act_closed(self, now, msg, arg):
         return [("tunnel-closed", self.tunnel_id)]

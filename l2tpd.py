@@ -222,6 +222,9 @@ PROFILE_KINDS = {"tunnel": TUNNEL_PROFILE, "session": SESSION_PROFILE, "ppp": PP
 SYSTEM = {
     "trace_flags": _FLAGS,
     "max_tunnels": _p("int", 0, "tunnels (0 = no limit)", min=0, max=65535),
+    "max_half_open_tunnels": _p("int", 1000, "peers' tunnels being set up at once (SCCRQ "
+                                "answered, no SCCCN yet); past it the oldest is cleared",
+                                min=1, max=65535),
     "max_sessions": _p("int", 0, "sessions in all tunnels (0 = no limit)", min=0),
     "drain_tunnels": _p("bool", False, "refuse new tunnels and sessions, keep the rest"),
     "tunnel_establish_timeout": _p("int", 120, "clear tunnels not up within (s; 0 = never)",
@@ -306,7 +309,7 @@ SYSTEM_COUNTERS = (
     "mismatched_tunnel_ids", "mismatched_session_ids", "encode_message_fails",
     "tunnel_setup_failures", "session_setup_failures", "event_queue_full_errors",
     "ignored_avps", "vendor_avps", "illegal_messages", "unsupported_messages",
-    "peer_restarts")
+    "peer_restarts", "half_open_tunnel_evictions")
 
 
 def _ip_int(s):
@@ -489,6 +492,9 @@ class Daemon:
         self._made = {}          # config line text -> ids of what it created (SIGHUP)
         self.persist_pending = {}  # name -> a persistent tunnel waiting to be re-created
         self.closing = set()     # tids down and lingering (RFC 2661 5.7)
+        self.up = set()          # tids established and not yet down
+        self.half_open = {}      # tid -> seq: peers' tunnels waiting for their SCCCN
+        self._ho_heap = []       # (seq, tid), oldest first; lazily cleaned
         self._local_ips = {}     # packed address -> its text, one string per address
         self.pools = {}          # name -> ppp.IpPool
         self._secrets = {}       # path -> (mtime, entries)
@@ -796,6 +802,36 @@ class Daemon:
             self.by_peer[rec.peer_key] = rec.tid
         self.event("tunnel_created", rec)
         self._feed(rec, data, h, now)
+        if rec.t.state == "wait-ctl-conn":
+            self._half_open_add(rec, now)
+        elif rec.t.state in ("closing", "closed"):
+            # Refused at once (limits, policy, authentication): the StopCCN goes out
+            # now and no state is kept, so a flood of refused SCCRQs holds neither
+            # memory nor tunnel ids; a retransmitted SCCRQ is simply refused again.
+            self.forget_tunnel(rec, now)
+
+    def _half_open_add(self, rec, now):
+        """Count a peer's tunnel that waits for its SCCCN; past max_half_open_tunnels
+        the oldest such tunnel is cleared (StopCCN 2/4, no linger), so SCCRQs that
+        never complete cannot keep out a peer that does (issue 11, fault 6)."""
+        self.seq += 1
+        self.half_open[rec.tid] = self.seq
+        heapq.heappush(self._ho_heap, (self.seq, rec.tid))
+        limit = self.system["max_half_open_tunnels"]
+        while len(self.half_open) > limit and self._ho_heap:
+            seq, tid = heapq.heappop(self._ho_heap)
+            if self.half_open.get(tid) != seq:
+                continue   # already up or gone
+            old = self.tunnels[tid]
+            del self.half_open[tid]
+            self.counters["half_open_tunnel_evictions"] += 1
+            self.log.warning(f"tunnel {tid}: peer {old.peer[0]}:{old.peer[1]} evicted: "
+                             f"{limit} tunnels are being set up (max_half_open_tunnels)")
+            self.apply(old, old.t.drop(now, avp.STOPCCN_ERROR, avp.ERR_NO_RESOURCES,
+                                       "too many tunnels being set up"), now)
+        if len(self._ho_heap) > 2 * limit + 64:   # drop the lazily deleted entries
+            self._ho_heap = [(q, t) for q, t in self._ho_heap if self.half_open.get(t) == q]
+            heapq.heapify(self._ho_heap)
 
     def _peer_restarted(self, rec, ptid, now):
         """A new SCCRQ from the (address, port, Assigned Tunnel ID) of a tunnel that is
@@ -986,7 +1022,9 @@ class Daemon:
         host = msg.get(avp.HOST_NAME)
         if not rec.created_by_admin:
             maxt = self.system["max_tunnels"]
-            if maxt and self.active_tunnels() > maxt:   # this one is counted already
+            # Established tunnels only: half-open ones have their own limit, so a
+            # flood of SCCRQs cannot keep a peer that completes its handshake out.
+            if maxt and len(self.up) >= maxt:
                 self.counters["too_many_tunnels"] += 1
                 return (avp.STOPCCN_ERROR, avp.ERR_NO_RESOURCES,
                         f"the limit of {maxt} tunnels is reached")
@@ -1030,6 +1068,15 @@ class Daemon:
             handler(self, rec, a, now)
 
     def _act_tunnel_up(self, rec, a, now):
+        self.half_open.pop(rec.tid, None)
+        maxt = self.system["max_tunnels"]
+        if not rec.created_by_admin and maxt and len(self.up) >= maxt:
+            # Others completed first while this one was half-open: max_tunnels holds.
+            self.counters["too_many_tunnels"] += 1
+            self.apply(rec, rec.t.close(now, avp.STOPCCN_ERROR, avp.ERR_NO_RESOURCES,
+                                        f"the limit of {maxt} tunnels is reached"), now)
+            return
+        self.up.add(rec.tid)
         rec.was_up = True
         rec.persist_attempts = 0
         rec.down_reason = None
@@ -1082,6 +1129,8 @@ class Daemon:
         return len(self.tunnels) - len(self.closing)
 
     def _act_tunnel_down(self, rec, a, now):
+        self.up.discard(rec.tid)
+        self.half_open.pop(rec.tid, None)
         rec.down_reason = a[2]
         self.closing.add(rec.tid)
         self._not_opening(rec)
@@ -1221,6 +1270,8 @@ class Daemon:
             self.log.exception(f"tunnel {rec.tid}: transmit")
         del self.tunnels[rec.tid]
         self.closing.discard(rec.tid)
+        self.up.discard(rec.tid)
+        self.half_open.pop(rec.tid, None)
         self._not_opening(rec)
         self._zero_tid_done(rec)
         if rec.peer_key and self.by_peer.get(rec.peer_key) == rec.tid:

@@ -264,3 +264,35 @@ def test_unknown_message_types_share_one_counter(tmp_path):
         b.feed(avp.push_control(0, 0, 0, 0, body))
     got = b.rpc("system.get")["messages"]
     assert list(got) == ["unknown"] and got["unknown"]["rx"] == 3000
+
+
+def _sccrq(b, port, ptid=1):
+    b.send(avp.SCCRQ, [(avp.PROTOCOL_VERSION, (1, 0)), (avp.HOST_NAME, "x"),
+                       (avp.FRAMING_CAPABILITIES, 3), (avp.ASSIGNED_TUNNEL_ID, ptid)],
+           addr=("127.0.0.9", port), ns=0)
+
+
+def test_an_sccrq_flood_is_bounded_and_a_completing_peer_still_gets_in(tmp_path):
+    b = Box(tmp_path)
+    b.rpc("system.modify", max_half_open_tunnels=10, max_tunnels=5)
+    for port in range(20000, 20050):      # 50 SCCRQs that never complete
+        _sccrq(b, port)
+    assert len(b.d.tunnels) == 10                       # the newest ten half-open
+    assert b.d.counters["half_open_tunnel_evictions"] == 40
+    evicted = [x for x in b.take() if x[2] == "StopCCN"]
+    assert len(evicted) == 40 and all(x[3][avp.RESULT_CODE][:2] == (2, 4) for x in evicted)
+    tid = b.establish(ptid=77)            # from PEER: completes its handshake
+    assert b.d.tunnels[tid].t.state == "established"
+
+
+def test_refused_sccrqs_keep_no_state(tmp_path):
+    b = Box(tmp_path)
+    b.rpc("system.modify", max_tunnels=1)
+    b.establish()
+    b.take()
+    for port in range(30000, 30100):
+        _sccrq(b, port)
+    out = b.take()
+    assert [x[2] for x in out] == ["StopCCN"] * 100
+    assert all(x[3][avp.RESULT_CODE][:2] == (2, 4) for x in out)   # RFC 2661 4.4.2
+    assert len(b.d.tunnels) == 1                         # only the established one

@@ -231,8 +231,11 @@ class ControlChannel:
         """Queue `body` (a StopCCN) to go out once, unreliably, after the channel has
         failed: RFC 2661 5.7 lets a side that gives up tell the peer, so the peer
         clears within a round trip instead of keeping the tunnel for minutes."""
-        self._final = avp.push_control(self.peer_tunnel_id, session_id, self._ns, self._nr,
-                                       bytes(body))
+        # Ns: what the peer last said it expects (its Nr). If it never heard our
+        # unacknowledged messages, this is the number it waits for; in order, so it
+        # is delivered rather than queued behind the gap.
+        self._final = avp.push_control(self.peer_tunnel_id, session_id, self._peer_nr,
+                                       self._nr, bytes(body))
 
     def set_log(self, log):
         """Replace the log callable (None: silent), e.g. when trace flags change."""

@@ -21,6 +21,45 @@ are ignored. Line length is bounded by `max_request`: a longer line is answered 
 ERR_REQUEST_TOO_LARGE (id null) and the connection is closed, because its framing can no
 longer be trusted.
 
+JSON is strict (RFC 8259) both ways: a request holding NaN, Infinity, -Infinity or a number
+too large for a double (1e999) is refused with ERR_PARSE, as is one that is not UTF-8; an
+"id" that is a number beyond +-(2**53-1) is refused with ERR_INVALID_REQUEST (it would not
+come back unchanged to JavaScript or Go). Nothing the server sends contains NaN or
+Infinity: a result that would is answered with ERR_INTERNAL, error `data` that would is
+left out, a notification that would is not sent (logged).
+
+Limits (RpcServer arguments; the daemon uses the defaults)
+---------------------------------------------------------
+  max_clients   16 connections. When all are taken a new connection evicts one (below);
+                ERR_TOO_MANY_CLIENTS only if every client is being served at that moment.
+  max_request   65,536 bytes in one request line (a batch is one line).
+  max_batch     512 requests in one batch; a longer batch is refused whole, nothing in it
+                run: ERR_BATCH_TOO_LARGE (id null, data {"max_batch": 512}).
+  max_output    1,048,576 bytes (1 MiB) of replies and notifications queued for one client
+                and not yet read by it. Past it: requests wait unread in the socket (no
+                more are handled until the client reads); the rest of a batch is not run,
+                each of its requests answered ERR_OUTPUT_LIMIT; a notification drops the
+                client (logged). One reply may pass the bound: the one whose request was
+                handled while the client was under it (a batch's replies count together).
+  idle_timeout  30,000 ms to send a complete request line after connecting or after the
+                previous one (subscribers: to finish a partial line), else ERR_IDLE_TIMEOUT
+                and closed.
+So the memory one client can hold is about max_request + 64 KiB of input and max_output
+plus one reply of output: with the defaults ~1.2 MiB plus the largest single reply
+(rpc.describe ~45 kB), at most 16 clients at a time. `server.stats` counts what the
+limits did (see Server).
+
+Eviction: a new connection never waits for, nor is refused because of, clients that hold
+a slot without using it. When all max_clients slots are taken, the server first reads what
+every client has already sent (one that sent a request is served, so it is not idle), then
+closes one, telling it why (ERR_EVICTED, id null), in this order: clients stuck on a
+partial request line (slow loris) longest first; then idle clients, longest idle first;
+then clients not reading their replies, stalled longest first; then idle events
+subscribers, longest idle first. The connection whose request is being handled is never
+chosen. RpcClient sends a request again on a new connection (twice at most) when the
+daemon closed the old one before reading it (ERR_EVICTED or ERR_IDLE_TIMEOUT with id
+null): the request was not run.
+
 Error codes (module constants; `ERROR_NAMES[code]` gives the name without ERR_)
 -----------------------------------------------------------------------------
   -32700 ERR_PARSE             line is not JSON (or not UTF-8)
@@ -29,8 +68,13 @@ Error codes (module constants; `ERROR_NAMES[code]` gives the name without ERR_)
   -32602 ERR_INVALID_PARAMS    params not an object (positional arrays are refused)
   -32603 ERR_INTERNAL          the handler raised something other than RpcError (logged)
   -32001 ERR_REQUEST_TOO_LARGE line longer than max_request; the connection is closed
-  -32002 ERR_TOO_MANY_CLIENTS  sent to a client beyond max_clients before closing it
+  -32002 ERR_TOO_MANY_CLIENTS  all max_clients slots busy serving requests: a new client is
+                               sent this and closed
   -32003 ERR_IDLE_TIMEOUT      sent before closing a client that stayed idle too long
+  -32004 ERR_EVICTED           sent before closing a client to free its slot for a new one
+  -32005 ERR_BATCH_TOO_LARGE   batch longer than max_batch; none of it was run
+  -32006 ERR_OUTPUT_LIMIT      a batched request not run: the batch's replies passed
+                               max_output
   500-527                      OpenL2TP's l2tp_rpc.x codes, same names and numbers
                                (ERR_PARAM_NOT_MODIFIABLE ... ERR_TUNNEL_HIDE_AVPS_NEEDS_SECRET)
   540 ERR_PARAM_UNKNOWN        no parameter of that name for this method
@@ -54,14 +98,13 @@ Server (the daemon side)
 ------------------------
     server = RpcServer(path, handler, watch, mode=0o660, group=None, max_clients=16,
                        max_request=65536, max_output=1 << 20, idle_timeout=30000,
-                       log=None, on_close=None)
+                       log=None, on_close=None, max_batch=512)
 
-- `path`: the socket file. `mode`, `group`: its permissions (see below). `max_clients`:
-  connections beyond it are answered ERR_TOO_MANY_CLIENTS and closed. `max_request`:
-  bytes in one request line. `max_output`: unsent bytes a connection may hold before
-  `notify` drops it. `idle_timeout`: ms, see the idle policy. `log(text)`: called for
-  notable events only (a handler's traceback, a refused, oversized, idle-closed or dropped
-  client); default silent. `on_close(conn)`: see RpcConnection below.
+- `path`: the socket file. `mode`, `group`: its permissions (see below). `max_clients`,
+  `max_request`, `max_output`, `max_batch`, `idle_timeout`: see Limits above.
+  `log(text)`: called for notable events only (a handler's traceback, a refused,
+  evicted, oversized, idle-closed or dropped client, a refused or cut batch); default
+  silent. `on_close(conn)`: see RpcConnection below.
 - `handler(method, params, conn) -> result` runs for every request; `params` is a dict
   (empty when absent), `conn` the RpcConnection. Raise RpcError to answer with an error;
   any other Exception is logged with its traceback and answered with ERR_INTERNAL. The
@@ -97,8 +140,14 @@ Server (the daemon side)
   idleness, only if it leaves a partial line for `idle_timeout` ms. RpcClient reconnects
   by itself when it finds its connection was closed while idle.
 - Output is buffered per connection. While a connection has unsent output the server stops
-  reading its requests (back-pressure). `notify` refuses to let the buffer pass
-  `max_output` bytes: a subscriber that does not read is dropped (logged).
+  reading its requests (back-pressure), and requests already read wait while the output is
+  at `max_output`. `notify` refuses to let the buffer pass `max_output` bytes: a
+  subscriber that does not read is dropped (logged).
+- `server.stats` is a dict of counters: clients_accepted, clients_refused,
+  clients_evicted, clients_idle_closed, clients_dropped (notification past max_output),
+  requests_too_large, batches_refused, batch_requests_not_run, and peak_output (the most
+  bytes ever queued for one client). `server.output_bytes()` is what is queued now for
+  all clients; `conn.output_bytes`, `conn.input_bytes` the same for one.
 - `server.notify(conn, method, params=None) -> bool` pushes one notification (False if the
   connection is or just got closed). `server.broadcast(method, params=None) -> int` pushes
   to every connection whose `conn.subscribed` is truthy and returns how many got it.
@@ -113,7 +162,8 @@ Server (the daemon side)
 
 `RpcConnection` (the `conn` the handler sees): `.fd`, `.closed`, `.subscribed` (the daemon
 sets it in its events.subscribe handler: True, or e.g. a set of event names it filters
-on), `.peercred` ((pid, uid, gid) of the peer via SO_PEERCRED, or None), `.close()`.
+on), `.peercred` ((pid, uid, gid) of the peer via SO_PEERCRED, or None), `.close()`,
+`.eviction_rank()` (the order above).
 `on_close(conn)`, when given, is called whenever a connection closes (forget subscribers).
 
 Client (l2tpctl, firmware)
@@ -162,11 +212,17 @@ rpc.describe returns {method: {"help": str, "params": {name: spec}}} with spec
 {"type": "int|bool|str|ipaddr|flags|enum", "help": str} and optionally "choices" (enum,
 flags), "bits" ({choice: bit} for flags), "min"/"max" (int), "required" (bool), "default".
 `coerce_params(method, params, spec) -> dict` checks a request against one method's
-"params" spec and returns typed values: int accepts 30, "30" or "0x1e"; bool accepts
+"params" spec and returns typed values: int accepts 30, "30" or "0x1e" ([+-], ASCII digits,
+no "_"), always within bounds: the spec's "min"/"max", else INT_MIN_DEFAULT..
+INT_MAX_DEFAULT (0..4294967295, 32 bits); a string with more than INT_DIGITS (20)
+significant digits is out of range without being converted (a hex value of thousands of
+digits is refused at once; CPython's 4,300-digit int-string limit is never reached);
+flags masks are bounded the same way (0..max); bool accepts
 true/false, 0/1, yes/no/on/off/true/false (any case); ipaddr a dotted IPv4 string; enum one
 of choices (any case, returned as in choices); flags an int, or a comma list / JSON list
 of choices (an int when "bits" is given, else the list of names). It raises RpcError
-540/541/542 with the messages above.
+540/541/542 with the messages above ("hello_timeout: 4294967296 is above the maximum
+4294967295", "mtu: '0xffff...' is above the maximum 65535"); never another exception.
 """
 import errno
 import json
@@ -194,6 +250,9 @@ ERR_INTERNAL = -32603
 ERR_REQUEST_TOO_LARGE = -32001
 ERR_TOO_MANY_CLIENTS = -32002
 ERR_IDLE_TIMEOUT = -32003
+ERR_EVICTED = -32004
+ERR_BATCH_TOO_LARGE = -32005
+ERR_OUTPUT_LIMIT = -32006
 # OpenL2TP's l2tp_rpc.x codes, same names and numbers.
 ERR_PARAM_NOT_MODIFIABLE = 500
 ERR_PEER_ADDRESS_MISSING = 501
@@ -527,23 +586,61 @@ _TRUE = ("yes", "on", "true", "1")
 _FALSE = ("no", "off", "false", "0")
 
 
+# Integers: every "int" (and "flags") parameter is bounded. The spec's "min"/"max" where
+# given, else this range (the widest field the protocol and OpenL2TP use: 32 bits).
+INT_MIN_DEFAULT = 0
+INT_MAX_DEFAULT = 0xFFFFFFFF
+# Significant digits read from a numeric string (2**64 has 20 decimal, 16 hex digits):
+# a longer one is out of every range without being converted, so a hex value of
+# thousands of digits costs nothing and CPython's int-string limit (ValueError past 4,300
+# decimal digits) cannot be reached.
+INT_DIGITS = 20
+_HUGE = 1 << 256  # what an over-long numeric string stands for: beyond every bound
+_SHOW_MAX = 10 ** 60  # ints shown in messages; str() of a bigger one may raise (4,300 digits)
+
+
 def _show(value):
+    if isinstance(value, int) and not isinstance(value, bool) and not (
+            -_SHOW_MAX < value < _SHOW_MAX):
+        return "an integer too large to show"
     s = repr(value)
     return s if len(s) <= 60 else s[:57] + "..."
 
 
+def _num(v, value):
+    """The number v (from `value`) in a message."""
+    return str(v) if -_HUGE < v < _HUGE else _show(value)
+
+
 def _int(value):
-    if isinstance(value, int) and not isinstance(value, bool):
+    """An int from an int, or from a string: [+-]digits or [+-]0x hex digits (ASCII, any
+    case, surrounding blanks ignored). None if it is neither; +-_HUGE if the string has more
+    than INT_DIGITS significant digits."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
         return value
-    if isinstance(value, str):
-        s = value.strip().lower()
-        try:
-            if s.startswith(("0x", "-0x")):
-                return int(s, 16)
-            return int(s, 10)
-        except ValueError:
-            return None
-    return None
+    if not isinstance(value, str):
+        return None
+    s = value.strip().lower()
+    sign = 1
+    if s[:1] in ("-", "+"):
+        sign = -1 if s[0] == "-" else 1
+        s = s[1:]
+    base, digits = 10, "0123456789"
+    if s.startswith("0x"):
+        base, digits, s = 16, "0123456789abcdef", s[2:]
+    if not s or any(c not in digits for c in s):
+        return None  # also refuses "1_000" and non-ASCII digits, which int() would take
+    s = s.lstrip("0") or "0"
+    if len(s) > INT_DIGITS:
+        return sign * _HUGE
+    return sign * int(s, base)
+
+
+def _bounds(spec):
+    lo, hi = spec.get("min"), spec.get("max")
+    return (INT_MIN_DEFAULT if lo is None else lo), (INT_MAX_DEFAULT if hi is None else hi)
 
 
 def _is_ipv4(s):
@@ -564,18 +661,23 @@ def coerce_value(name, value, spec):
         v = _int(value)
         if v is None:
             raise bad("an integer")
-        lo, hi = spec.get("min"), spec.get("max")
-        if lo is not None and v < lo:
-            raise RpcError.param(ERR_PARAM_BAD_VALUE, name, f"{v} is below the minimum {lo}",
-                                 value)
-        if hi is not None and v > hi:
-            raise RpcError.param(ERR_PARAM_BAD_VALUE, name, f"{v} is above the maximum {hi}",
-                                 value)
+        lo, hi = _bounds(spec)
+        if v < lo:
+            raise RpcError.param(ERR_PARAM_BAD_VALUE, name,
+                                 f"{_num(v, value)} is below the minimum {lo}", value)
+        if v > hi:
+            raise RpcError.param(ERR_PARAM_BAD_VALUE, name,
+                                 f"{_num(v, value)} is above the maximum {hi}", value)
         return v
     if kind == "bool":
         if isinstance(value, bool):
             return value
-        s = str(value).lower() if isinstance(value, (str, int)) else None
+        if isinstance(value, str):
+            s = value.lower()
+        elif isinstance(value, int):
+            s = "1" if value == 1 else "0" if value == 0 else None
+        else:
+            s = None
         if s in _TRUE:
             return True
         if s in _FALSE:
@@ -602,6 +704,10 @@ def coerce_value(name, value, spec):
         if v is not None:
             if v < 0:
                 raise bad("a non-negative bit mask")
+            hi = _bounds(spec)[1]
+            if v > hi:
+                raise RpcError.param(ERR_PARAM_BAD_VALUE, name,
+                                     f"{_num(v, value)} is above the maximum {hi}", value)
             return v
         if isinstance(value, str):
             names = [w.strip() for w in value.split(",") if w.strip()]
@@ -645,19 +751,108 @@ def coerce_params(method, params, spec):
     return out
 
 
-# --- Server ------------------------------------------------------------------------------
+# --- Strict JSON -------------------------------------------------------------------------
+# RFC 8259 has no NaN or Infinity, and a number too big for a double (1e999) reaches strict
+# parsers (jq, Go, JavaScript) as an error or as a different value. Requests holding them
+# are refused (ERR_PARSE) and nothing the server writes contains them. CPython's json does
+# this through hooks; MicroPython's takes no keyword arguments, so there a walk over the
+# value does it (MicroPython already refuses the NaN and Infinity literals).
+
+def _no_constant(name):
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite_float(text):
+    f = float(text)
+    if f - f != 0:  # inf - inf and nan - nan are nan
+        raise ValueError(f"number {text[:24]} is out of range")
+    return f
+
+
+def _check_finite(obj):
+    """Raise ValueError if `obj` holds a NaN or infinite float (iterative: any depth)."""
+    stack = [obj]
+    while stack:
+        o = stack.pop()
+        if isinstance(o, float):
+            if o - o != 0:
+                raise ValueError("NaN and Infinity are not valid JSON")
+        elif isinstance(o, dict):
+            stack.extend(o)
+            stack.extend(o.values())
+        elif isinstance(o, (list, tuple)):
+            stack.extend(o)
+
+
+try:
+    json.loads("0", parse_constant=_no_constant, parse_float=_finite_float)
+    _LOADS_KW = {"parse_constant": _no_constant, "parse_float": _finite_float}
+except TypeError:  # MicroPython
+    _LOADS_KW = None
+try:
+    json.dumps(0, separators=(",", ":"), allow_nan=False)
+    _DUMPS_KW = {"separators": (",", ":"), "allow_nan": False}
+except TypeError:  # MicroPython
+    _DUMPS_KW = None
+
+
+def _loads(data):
+    """Strict JSON from UTF-8 bytes (or str). ValueError or UnicodeError if it is not."""
+    text = data if isinstance(data, str) else bytes(data).decode("utf-8")
+    if _LOADS_KW is not None:
+        return json.loads(text, **_LOADS_KW)
+    obj = json.loads(text)
+    _check_finite(obj)
+    return obj
+
 
 def _dumps(obj):
+    """Compact strict JSON text; ValueError for NaN/Infinity, TypeError for non-JSON types."""
+    if _DUMPS_KW is not None:
+        return json.dumps(obj, **_DUMPS_KW)
+    _check_finite(obj)
     return json.dumps(obj, separators=(",", ":"))
 
 
+# --- Server ------------------------------------------------------------------------------
+
+# An id must come back exactly as sent: numbers beyond what a double holds exactly are
+# refused (JavaScript and Go would read back another id, or fail on the reply).
+ID_MAX = (1 << 53) - 1
+
+
+def _valid_id(rid):
+    if rid is None or isinstance(rid, str):
+        return True
+    if isinstance(rid, bool) or not isinstance(rid, (int, float)):
+        return False
+    return -ID_MAX <= rid <= ID_MAX
+
+
 def _error_line(rid, err):
-    """A whole error reply as text (the `data` is dropped if it is not JSON)."""
+    """A whole error reply as text (the `data` is dropped if it is not strict JSON)."""
     try:
         return _dumps({"jsonrpc": "2.0", "id": rid, "error": err.to_dict()})
-    except (TypeError, ValueError):
+    except Exception:
+        pass
+    try:
         return _dumps({"jsonrpc": "2.0", "id": rid,
-                       "error": {"code": err.code, "message": err.message}})
+                       "error": {"code": err.code, "message": str(err.message)}})
+    except Exception:
+        return _dumps({"jsonrpc": "2.0", "id": None,
+                       "error": {"code": ERR_INTERNAL, "message": "internal error"}})
+
+
+def _cut(text, n=200):
+    return text if len(text) <= n else text[:n - 3] + "..."
+
+
+def _exc_text(e):
+    """str(e), shortened; never raises (an exception's __str__ may)."""
+    try:
+        return _cut(str(e))
+    except Exception:
+        return type(e).__name__
 
 
 def _resolve_gid(group):
@@ -695,6 +890,9 @@ def _remove_stale(path):
     raise OSError(errno.EADDRINUSE, f"l2tpd is already running at {path}")
 
 
+RECV_SIZE = 65536  # bytes read from a client at a time
+
+
 class RpcConnection:
     """One client of an RpcServer; the loop calls on_readable/on_writable."""
 
@@ -709,6 +907,8 @@ class RpcConnection:
         self._out = bytearray()
         self._since = now  # accepted, or the end of the previous request line
         self._partial_since = None  # when the pending partial line began
+        self._stalled_since = now  # when pending output last moved (eviction order)
+        self._eof = False  # the client shut down its side: answer what came, then close
         self._closing = False  # flush what is queued, then close
         self._cred = _ABSENT
 
@@ -731,6 +931,16 @@ class RpcConnection:
                     pass
         return self._cred
 
+    @property
+    def output_bytes(self):
+        """Bytes of replies and notifications queued for this client and not yet sent."""
+        return len(self._out)
+
+    @property
+    def input_bytes(self):
+        """Bytes received from this client and not yet handled."""
+        return len(self._in)
+
     def deadline(self):
         """When on_timer will close this connection (ms), or None."""
         if self.closed:
@@ -740,66 +950,132 @@ class RpcConnection:
             return None if self._partial_since is None else self._partial_since + idle
         return self._since + idle
 
+    def eviction_rank(self):
+        """(class, since, what): the lowest rank is evicted first when slots run out.
+
+        0: stuck on a partial request line (slow loris), oldest first;
+        1: idle between requests, longest idle first;
+        2: not reading its replies (output pending), stalled longest first;
+        3: an idle events subscriber, longest idle first.
+        """
+        if self._partial_since is not None and not self._closing:
+            return (0, self._partial_since, "stuck on a partial request")
+        if self._out or self._closing:
+            return (2, self._stalled_since, "not reading its replies")
+        if self.subscribed:
+            return (3, self._since, "an idle subscriber")
+        return (1, self._since, "idle")
+
     def close(self):
         self.server._drop(self, None)
 
     def on_readable(self, now):
-        if self.closed or self._closing:
+        self.server._now = now
+        # While output is pending the loop does not watch for input (back-pressure); a
+        # spurious call then reads nothing either.
+        if self.closed or self._closing or self._eof or self._out:
             return
         try:
-            data = self.sock.recv(65536)
+            data = self.sock.recv(RECV_SIZE)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as e:
             self.server._drop(self, f"receive failed: {e}")
             return
-        eof = not data
-        self._in += data
-        limit = self.server.max_request
+        if data:
+            self._in += data
+        else:
+            self._eof = True
+        self._pump(now)
+
+    def on_writable(self, now):
+        self.server._now = now
+        if self.closed:
+            return
+        self._flush()
+        if not (self.closed or self._out or self._closing) and self._line_waiting():
+            self._pump(now)  # requests held back while the output was over its bound
+
+    # Internals.
+
+    def _line_waiting(self):
+        return self._eof or self._in.find(b"\n") >= 0
+
+    def _pump(self, now):
+        """Handle waiting requests and send; repeat while the client keeps up."""
+        while True:
+            more = self._handle_lines(now)
+            if self.closed:
+                return
+            self._flush()
+            if self.closed or self._out or not more:
+                return
+
+    def _handle_lines(self, now):
+        """Handle the complete lines in _in while the output is under its bound.
+
+        Returns True when it stopped at the bound with requests left (they are handled
+        once the client has read enough).
+        """
+        srv = self.server
+        limit = srv.max_request
         start = 0
-        while not self.closed:
+        more = False
+        while not self._closing:
             nl = self._in.find(b"\n", start)
             if nl < 0:
-                if not eof or start >= len(self._in):
+                if not self._eof or start >= len(self._in):
                     break
                 nl = len(self._in)  # a last line without "\n" before EOF (`printf | nc -U`)
             if nl - start > limit:
+                break
+            if len(self._out) >= srv.max_output:
+                more = True
                 break
             line = bytes(self._in[start:nl])
             start = nl + 1
             self._since = now
             self._partial_since = None
-            reply = self.server._handle_line(line, self)
+            reply = srv._handle_line(line, self)
+            if self.closed:
+                return False
             if reply:
-                self._out += reply.encode() + b"\n"
-        if self.closed:
-            return
+                self._queue(reply.encode() + b"\n")
         del self._in[:start]
-        if len(self._in) > limit:
-            # No newline in sight after max_request bytes: the framing is lost. Answer
-            # once and close rather than skip to the next newline, which may never come.
+        if more:
+            return True
+        nl = self._in.find(b"\n")
+        if nl > limit or (nl < 0 and len(self._in) > limit):
+            # No newline within max_request bytes: the framing is lost. Answer once and
+            # close rather than skip to the next newline, which may never come.
             self._in = bytearray()
+            srv.stats["requests_too_large"] += 1
             self._fail(now, RpcError(ERR_REQUEST_TOO_LARGE,
                                      f"request line longer than {limit} bytes"))
-            return
-        if self._in and self._partial_since is None:
+            return False
+        if not self._in:
+            self._partial_since = None
+            if self._eof:
+                self._closing = True  # answered what came: close once it is sent
+                self._since = now
+        elif self._partial_since is None:
             self._partial_since = now
-        if eof:
-            self._closing = True  # answer what came, then close
-            self._since = now
-        self._flush()
+        return False
 
-    def on_writable(self, now):
-        if not self.closed:
-            self._flush()
+    def _queue(self, data):
+        if not self._out:
+            self._stalled_since = self.server._now
+        self._out += data
+        stats = self.server.stats
+        if len(self._out) > stats["peak_output"]:
+            stats["peak_output"] = len(self._out)
 
     def _fail(self, now, err):
         """Queue one error (id null), then close once it is sent or idle_timeout passed."""
-        self.server._log(f"rpc client fd {self.fd}: {err.message}; closing")
-        self._out += _error_line(None, err).encode() + b"\n"
+        self.server._log_some("fail", f"rpc client fd {self.fd}: {err.message}; closing")
+        self._queue(_error_line(None, err).encode() + b"\n")
         self._closing = True
         self._since = now
-        self._flush()
 
     def _flush(self):
         while self._out:
@@ -810,6 +1086,8 @@ class RpcConnection:
             except OSError as e:
                 self.server._drop(self, f"send failed: {e}")
                 return
+            if n:
+                self._stalled_since = self.server._now
             del self._out[:n]
         if self._closing and not self._out:
             self.server._drop(self, None)
@@ -827,14 +1105,22 @@ class RpcServer:
 
     def __init__(self, path, handler, watch, mode=0o660, group=None, max_clients=16,
                  max_request=65536, max_output=1 << 20, idle_timeout=30000, log=None,
-                 on_close=None):
+                 on_close=None, max_batch=512):
         self.path = path
         self.handler = handler
         self.max_clients = max_clients
         self.max_request = max_request
         self.max_output = max_output
+        self.max_batch = max_batch
         self.idle_timeout = idle_timeout
         self.connections = {}
+        self.stats = {"clients_accepted": 0, "clients_refused": 0, "clients_evicted": 0,
+                      "clients_idle_closed": 0, "clients_dropped": 0,
+                      "requests_too_large": 0, "batches_refused": 0,
+                      "batch_requests_not_run": 0, "peak_output": 0}
+        self._now = 0  # the loop's clock as last seen (eviction order, log rate)
+        self._quiet = {}  # kind -> (when last logged, how many not logged since)
+        self._serving = None  # the connection whose request the handler is running
         self._watch = watch
         self._log = log or (lambda msg: None)
         self._on_close = on_close
@@ -865,7 +1151,9 @@ class RpcServer:
             os.chmod(tmp, mode)
             st = os.stat(tmp)
             self._ident = (st.st_dev, st.st_ino)
-            sock.listen(max(4, min(max_clients, 128)))
+            # Room for a burst of connections beyond the slots (a flood is accepted and
+            # evicted 16 at a time per loop pass; RpcClient retries a full queue).
+            sock.listen(max(16, min(4 * max_clients, 128)))
             sock.setblocking(False)
             os.rename(tmp, path)
         except BaseException:
@@ -884,8 +1172,13 @@ class RpcServer:
     def fileno(self):
         return self.sock.fileno() if self.sock else -1
 
+    def output_bytes(self):
+        """Bytes queued for all clients and not yet sent."""
+        return sum(len(c._out) for c in self.connections.values())
+
     def on_readable(self, now):
         """Accept waiting clients (a few per call, to stay fair to the rest of the loop)."""
+        self._now = now
         for _ in range(16):
             if self.sock is None:
                 return
@@ -897,18 +1190,21 @@ class RpcServer:
                 self._log(f"rpc accept failed: {e}")
                 return
             sock.setblocking(False)
-            if len(self.connections) >= self.max_clients:
-                # Tell the client why before closing; the send fits the empty socket buffer.
+            if len(self.connections) >= self.max_clients and not self._make_room(now):
+                # Every client is in the middle of a request. Tell this one why before
+                # closing; the send fits the empty socket buffer.
+                self.stats["clients_refused"] += 1
                 err = RpcError(ERR_TOO_MANY_CLIENTS,
                                f"too many clients (max {self.max_clients})")
                 # Logged first: whoever reads the refusal finds it in the log already.
-                self._log(f"rpc client refused: {err.message}")
+                self._log_some("refused", f"rpc client refused: {err.message}")
                 try:
                     sock.send(_error_line(None, err).encode() + b"\n")
                 except OSError:
                     pass
                 sock.close()
                 continue
+            self.stats["clients_accepted"] += 1
             conn = RpcConnection(self, sock, now)
             self.connections[conn.fd] = conn
             self._watch(conn.fd, conn, EVENT_READ)
@@ -927,6 +1223,7 @@ class RpcServer:
 
     def on_timer(self, now):
         """Close clients whose idle deadline has passed."""
+        self._now = now
         for conn in list(self.connections.values()):
             d = conn.deadline()
             if d is None or d > now:
@@ -934,22 +1231,20 @@ class RpcServer:
             if conn._closing:
                 self._drop(conn, "did not read its last reply in time")
                 continue
-            err = RpcError(ERR_IDLE_TIMEOUT,
-                           f"no complete request within {self.idle_timeout} ms; closing")
-            conn._out += _error_line(None, err).encode() + b"\n"
-            try:
-                conn.sock.send(conn._out)  # best effort: this is the last word
-            except OSError:
-                pass
-            self._drop(conn, None)
+            self.stats["clients_idle_closed"] += 1
+            self._last_word(conn, RpcError(ERR_IDLE_TIMEOUT, f"no complete request within "
+                                                             f"{self.idle_timeout} ms; closing"))
 
     def notify(self, conn, method, params=None):
         """Push a notification to one client. False if it is (or just got) closed."""
-        return self._push(conn, self._note(method, params))
+        data = self._note(method, params)
+        return data is not None and self._push(conn, data)
 
     def broadcast(self, method, params=None):
         """Push a notification to every subscribed client; returns how many got it."""
         data = self._note(method, params)
+        if data is None:
+            return 0
         return sum(1 for c in list(self.connections.values())
                    if c.subscribed and self._push(c, data))
 
@@ -971,21 +1266,76 @@ class RpcServer:
 
     # Internals.
 
-    @staticmethod
-    def _note(method, params):
+    def _log_some(self, kind, text):
+        """Log `text` unless a line of the same kind went out less than a second ago; those
+        are counted and the count is added to the next line (a flood is not a log flood)."""
+        last, held = self._quiet.get(kind, (None, 0))
+        if last is not None and 0 <= self._now - last < 1000:
+            self._quiet[kind] = (last, held + 1)
+            return
+        self._quiet[kind] = (self._now, 0)
+        self._log(text + (f" (and {held} more like it not logged)" if held else ""))
+
+    def _make_room(self, now):
+        """Free a client slot for a new connection; False if every client is being served.
+
+        First every client gets its waiting input read: one that has sent a request is
+        served now, and is then no longer the longest idle. Then the client with the
+        lowest eviction_rank() is told why (ERR_EVICTED) and closed.
+        """
+        for conn in list(self.connections.values()):
+            if conn is not self._serving:
+                conn.on_readable(now)  # reads nothing if output is pending or it is closing
+            if len(self.connections) < self.max_clients:
+                return True
+        victim = None
+        for conn in self.connections.values():
+            if conn is self._serving:
+                continue
+            if victim is None or (conn.eviction_rank(), conn.fd) < (
+                    victim.eviction_rank(), victim.fd):
+                victim = conn
+        if victim is None:
+            return False
+        _, since, what = victim.eviction_rank()
+        self.stats["clients_evicted"] += 1
+        self._log_some("evicted", f"rpc client fd {victim.fd}: evicted for a new client "
+                                  f"({what} for {now - since} ms; all {self.max_clients} "
+                                  "slots taken)")
+        self._last_word(victim, RpcError(
+            ERR_EVICTED, f"closing: a new client needs this slot (all {self.max_clients} "
+                         f"are taken) and this connection was {what} the longest"))
+        return True
+
+    def _last_word(self, conn, err):
+        """Send `err` (id null) best effort, with whatever is still queued, and close."""
+        conn._out += _error_line(None, err).encode() + b"\n"
+        try:
+            conn.sock.send(conn._out)
+        except OSError:
+            pass
+        self._drop(conn, None)
+
+    def _note(self, method, params):
         msg = {"jsonrpc": "2.0", "method": method}
         if params is not None:
             msg["params"] = params
-        return _dumps(msg).encode() + b"\n"
+        try:
+            return _dumps(msg).encode() + b"\n"
+        except Exception as e:  # NaN, Infinity, or not JSON at all: a bug of the caller
+            self._log(f"rpc notification {method!r} not sent: not strict JSON "
+                      f"({type(e).__name__}: {_exc_text(e)})")
+            return None
 
     def _push(self, conn, data):
         if conn.closed or conn._closing:
             return False
         if len(conn._out) + len(data) > self.max_output:
+            self.stats["clients_dropped"] += 1
             self._drop(conn, f"dropped: {len(conn._out)} bytes of output unread "
                              f"(bound {self.max_output})")
             return False
-        conn._out += data
+        conn._queue(data)
         if conn.events != EVENT_WRITE:  # else the socket is known to be full: wait
             conn._flush()
         return not conn.closed
@@ -1011,16 +1361,53 @@ class RpcServer:
         if not line:
             return None
         try:
-            msg = json.loads(line)
-        except Exception as e:  # ValueError, UnicodeDecodeError, RecursionError (deep [[[)
-            reason = "invalid UTF-8" if isinstance(e, UnicodeDecodeError) else str(e)
+            msg = _loads(line)
+        except Exception as e:  # ValueError, UnicodeError, RecursionError (deep [[[)
+            reason = "invalid UTF-8" if isinstance(e, UnicodeError) else _exc_text(e)
             return _error_line(None, RpcError(ERR_PARSE, f"parse error: {reason}"))
-        if isinstance(msg, list):
-            if not msg:
-                return _error_line(None, RpcError(ERR_INVALID_REQUEST, "empty batch"))
-            replies = [r for r in (self._handle_one(m, conn) for m in msg) if r is not None]
-            return "[" + ",".join(replies) + "]" if replies else None
-        return self._handle_one(msg, conn)
+        if not isinstance(msg, list):
+            return self._handle_one(msg, conn)
+        if not msg:
+            return _error_line(None, RpcError(ERR_INVALID_REQUEST, "empty batch"))
+        if len(msg) > self.max_batch:
+            self.stats["batches_refused"] += 1
+            self._log_some("batch", f"rpc client fd {conn.fd}: batch of {len(msg)} "
+                                    f"requests refused (max_batch {self.max_batch})")
+            return _error_line(None, RpcError(
+                ERR_BATCH_TOO_LARGE, f"batch of {len(msg)} requests; at most "
+                                     f"{self.max_batch} allowed (none was run)",
+                {"max_batch": self.max_batch}))
+        # The replies of one batch count against max_output with what is already queued:
+        # once they pass it, the rest of the batch is not run, each answered with an error.
+        replies = []
+        size = 0  # of the replies so far (ASCII: json escapes the rest)
+        skipped = 0
+        for m in msg:
+            if conn.closed:
+                break
+            if len(conn._out) + size < self.max_output:  # _out: notifications too
+                r = self._handle_one(m, conn)
+            else:
+                skipped += 1
+                r = self._not_run(m)
+            if r is not None:
+                replies.append(r)
+                size += len(r) + 1
+        if skipped:
+            self.stats["batch_requests_not_run"] += skipped
+            self._log_some("batch", f"rpc client fd {conn.fd}: {skipped} of {len(msg)} "
+                                    "batched requests not run: replies passed max_output "
+                                    f"({self.max_output} bytes)")
+        return "[" + ",".join(replies) + "]" if replies else None
+
+    def _not_run(self, msg):
+        """The reply for a batched request left out by the output bound (None: no id)."""
+        if isinstance(msg, dict) and "id" not in msg:
+            return None  # a notification: never answered, here not run either
+        rid = msg.get("id") if isinstance(msg, dict) else None
+        return _error_line(rid if _valid_id(rid) else None, RpcError(
+            ERR_OUTPUT_LIMIT, f"not run: the replies before it in this batch passed "
+                              f"{self.max_output} bytes"))
 
     def _handle_one(self, msg, conn):
         if not isinstance(msg, dict):
@@ -1031,6 +1418,10 @@ class RpcServer:
                                 not isinstance(rid, (str, int, float))):
             return _error_line(None, RpcError(ERR_INVALID_REQUEST,
                                               "id: expected a string, a number or null"))
+        if not _valid_id(rid):
+            return _error_line(None, RpcError(
+                ERR_INVALID_REQUEST, f"id: a number must be within +-{ID_MAX} (2**53-1) to "
+                                     "come back unchanged; use a string"))
         if msg.get("jsonrpc") != "2.0":
             return _error_line(rid, RpcError(ERR_INVALID_REQUEST, 'jsonrpc: expected "2.0"'))
         method = msg.get("method")
@@ -1046,23 +1437,33 @@ class RpcServer:
                                              "supported; pass an object"))
         elif not isinstance(params, dict):
             return _error_line(rid, RpcError(ERR_INVALID_REQUEST, "params: expected an object"))
+        self._serving = conn
         try:
             result = self.handler(method, params, conn)
         except RpcError as e:
             err = e
         except Exception as e:
-            import traceback
+            try:
+                import traceback
 
-            self._log(f"rpc {method} raised:\n{traceback.format_exc()}")
-            err = RpcError(ERR_INTERNAL, f"internal error in {method}: {type(e).__name__}: {e}")
+                tb = traceback.format_exc()
+            except ImportError:  # MicroPython without micropython-lib's traceback
+                tb = repr(e)
+            self._log(f"rpc {_cut(method, 80)} raised:\n{tb}")
+            err = RpcError(ERR_INTERNAL, f"internal error in {_cut(method, 80)}: "
+                                         f"{type(e).__name__}: {_exc_text(e)}")
         else:
             if "id" not in msg:
                 return None
             try:
                 return _dumps({"jsonrpc": "2.0", "id": rid, "result": result})
-            except (TypeError, ValueError) as e:
-                self._log(f"rpc {method}: result is not JSON: {e}")
-                err = RpcError(ERR_INTERNAL, f"internal error in {method}: result is not JSON")
+            except Exception as e:  # TypeError, ValueError (NaN, Infinity, huge int), ...
+                self._log(f"rpc {_cut(method, 80)}: result is not strict JSON: "
+                          f"{type(e).__name__}: {_exc_text(e)}")
+                err = RpcError(ERR_INTERNAL, f"internal error in {_cut(method, 80)}: result "
+                                             "is not JSON")
+        finally:
+            self._serving = None
         return _error_line(rid, err) if "id" in msg else None
 
 
@@ -1075,6 +1476,7 @@ class RpcClient:
     """Blocking JSON-RPC client for l2tpd (see the module doc)."""
 
     MAX_QUEUED = 10000  # notifications kept while the caller is not looking
+    RETRIES = 2  # new connections for a request the daemon closed on before reading it
 
     def __init__(self, path=None, timeout=5.0):
         self.path = path or default_socket_path()
@@ -1099,12 +1501,28 @@ class RpcClient:
 
     def call(self, method, params=None):
         """Call one method; return its result or raise RpcError / RpcConnectionError."""
+        req = {"jsonrpc": "2.0", "method": method}
+        if params is not None:
+            req["params"] = params
+        for attempt in range(self.RETRIES + 1):
+            done, value = self._call_once(req)
+            if done:
+                return value
+            if attempt == self.RETRIES:
+                raise value
+            # The daemon closed this connection before reading the request (a new client
+            # needed the slot, or it sat idle): it was not run, so send it again.
+            self.close()
+            self._connect()
+
+    def _call_once(self, req):
+        """(True, result) or raises RpcError; (False, error) if the daemon closed the
+        connection before it read the request (ERR_EVICTED or ERR_IDLE_TIMEOUT, id null).
+        Sending raises ValueError for NaN or Infinity in the params: they are not JSON."""
         self._revive()
         rid = self._next_id
         self._next_id += 1
-        req = {"jsonrpc": "2.0", "id": rid, "method": method}
-        if params is not None:
-            req["params"] = params
+        req["id"] = rid
         deadline = None if self.timeout is None else _clock() + self.timeout
         lost = None
         try:
@@ -1128,8 +1546,11 @@ class RpcClient:
             rid_got = msg.get("id")
             if rid_got == rid or (rid_got is None and "error" in msg):
                 if "error" in msg:
-                    raise RpcError.from_dict(msg["error"])
-                return msg.get("result")
+                    err = RpcError.from_dict(msg["error"])
+                    if rid_got is None and err.code in (ERR_EVICTED, ERR_IDLE_TIMEOUT):
+                        return False, err
+                    raise err
+                return True, msg.get("result")
             # else a late reply to an earlier call that timed out: skip it
 
     def notifications(self, timeout=None):
@@ -1151,16 +1572,25 @@ class RpcClient:
     # Internals.
 
     def _connect(self):
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        try:
-            sock.connect(self.path)
-        except OSError as e:
-            sock.close()
-            why = e.strerror or str(e) or type(e).__name__
-            if e.errno in (errno.ENOENT, errno.ECONNREFUSED):
-                why += " (is l2tpd running?)"
-            raise RpcConnectionError(f"cannot connect to l2tpd at {self.path}: {why}", e.errno)
+        deadline = None if self.timeout is None else _clock() + self.timeout
+        while True:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.settimeout(self.timeout)
+            try:
+                sock.connect(self.path)
+                break
+            except OSError as e:
+                sock.close()
+                if e.errno == errno.EAGAIN and (deadline is None or _clock() < deadline):
+                    # The daemon's listen queue is full (a flood of connections): with a
+                    # timeout set the kernel does not wait for room, so try again shortly.
+                    time.sleep(0.01)
+                    continue
+                why = e.strerror or str(e) or type(e).__name__
+                if e.errno in (errno.ENOENT, errno.ECONNREFUSED):
+                    why += " (is l2tpd running?)"
+                raise RpcConnectionError(f"cannot connect to l2tpd at {self.path}: {why}",
+                                         e.errno)
         self._sock = sock
         self._buf = bytearray()
 

@@ -61,6 +61,7 @@ class Host:
         self.actions = []     # every action, in order
         self.closed = {}      # tunnel id -> Tunnel, once "tunnel-closed"
         self.ignored = 0      # datagrams no tunnel took
+        self.last_words = []  # (peer, datagram) of tunnels already closed
 
     def _new(self, peer, config=None):
         tid = fsm.new_id(self.rng, self.tunnels)
@@ -76,6 +77,10 @@ class Host:
             if a[0] == "tunnel-closed":
                 t = self.tunnels.pop(a[1])
                 self.closed[a[1]] = t
+                # Like the daemon's forget_tunnel: a last datagram (the best-effort
+                # StopCCN of a failed channel) still goes out.
+                for d in t.datagrams_to_send(0):
+                    self.last_words.append((self.peer_of[a[1]], d))
                 for key in list(self.by_peer):
                     if self.by_peer[key] == a[1]:
                         del self.by_peer[key]
@@ -132,7 +137,7 @@ class Host:
         self.take(self.tunnels[tid].receive(datagram, now, h))
 
     def outgoing(self, now):
-        out = []
+        out, self.last_words = self.last_words, []
         for tid in sorted(self.tunnels):
             for d in self.tunnels[tid].datagrams_to_send(now):
                 out.append((self.peer_of[tid], d))

@@ -429,8 +429,40 @@ def test_xl2tpd_challenge_responses_verify_with_the_secret():
         avp.challenge_response(avp.SCCRP, v.SECRET, sccrq.get(avp.CHALLENGE))
     assert scccn.get(avp.CHALLENGE_RESPONSE) == \
         avp.challenge_response(avp.SCCCN, v.SECRET, sccrp.get(avp.CHALLENGE))
+    # And from the RFC directly (4.3, 5.1.1), without avp.challenge_response.
+    assert sccrp.get(avp.CHALLENGE_RESPONSE) == \
+        hashlib.md5(bytes([2]) + v.SECRET + sccrq.get(avp.CHALLENGE)).digest()
+    assert scccn.get(avp.CHALLENGE_RESPONSE) == \
+        hashlib.md5(bytes([3]) + v.SECRET + sccrp.get(avp.CHALLENGE)).digest()
     assert sccrp.get(avp.CHALLENGE_RESPONSE) != \
         avp.challenge_response(avp.SCCRP, b"other", sccrq.get(avp.CHALLENGE))
+
+
+def test_challenge_response_known_vectors():
+    # RFC 2661 4.3 / 5.1.1: MD5 over the one-octet Message Type of the message that
+    # carries the response (2 = SCCRP, 3 = SCCCN), the secret, the Challenge.
+    # Digests worked out once in a separate Python shell, written in as literals.
+    chal = b"\x01\x02\x03\x04"
+    assert avp.challenge_response(avp.SCCRP, b"pw", chal) == \
+        unhex("dfb39c6525ce68a60eeaf6bdab9ad1bf")
+    assert avp.challenge_response(avp.SCCCN, "pw", chal) == \
+        unhex("50336d5dbaaafc2351d0ebef0ffaeece")
+    # A third party's: xl2tpd 1.3.18 answering xl2tpd, run "hidden" of the capture
+    # (secret s3cret). The octets are found in the captured datagrams themselves,
+    # so neither the decoder nor our MD5 is involved in the expectation.
+    v, msgs = _xl2tpd_messages()
+    rq_chal = unhex("773c63f753214fffe215080fb473daec")   # SCCRQ's Challenge
+    rp_resp = unhex("1d50091525b5965e142839c56366c477")   # SCCRP's Challenge Response
+    rp_chal = unhex("1ed21e9627123bc291c9276cf36e0a5a")   # SCCRP's Challenge
+    cn_resp = unhex("75d04f375e1977cb7b5154cbce3854a3")   # SCCCN's Challenge Response
+    assert rq_chal in msgs["hidden_sccrq"]
+    assert rp_resp in msgs["hidden_sccrp"] and rp_chal in msgs["hidden_sccrp"]
+    assert cn_resp in msgs["hidden_scccn"]
+    assert v.SECRET == b"s3cret"
+    assert hashlib.md5(b"\x02s3cret" + rq_chal).digest() == rp_resp
+    assert hashlib.md5(b"\x03s3cret" + rp_chal).digest() == cn_resp
+    assert avp.challenge_response(avp.SCCRP, b"s3cret", rq_chal) == rp_resp
+    assert avp.challenge_response(avp.SCCCN, b"s3cret", rp_chal) == cn_resp
 
 
 def test_hidden_icrq_that_xl2tpd_accepted_decodes_to_its_values():

@@ -3,14 +3,15 @@
 Runs under pytest and under MicroPython (tests/run.py): plain functions, bare
 asserts, a virtual clock, no sockets, no sleeps. Two channels talk through
 tests/lossy_link.py, which loses, duplicates, reorders and delays datagrams
-deterministically.
+deterministically. Every loop is bounded twice: in virtual time (or steps) and,
+so that a regression fails instead of hanging CI, in wall time (util.Deadline).
 """
 import struct
 
 import avp
 from ctrlchan import ControlChannel, seq_le
 from lossy_link import LossyLink, Rng
-from util import raises
+from util import Deadline, raises
 
 MPY = True
 
@@ -38,11 +39,17 @@ def ctl(ns, nr, payload=b"", tid=1, sid=0):
 
 
 
+WALL = 60   # s: the wall-time bound on any one driving loop (each takes well under 1 s)
+
+
 def silent_run(ch, until):
     """Drive one channel whose peer never answers: [(time, datagram)] sent."""
     sent = []
     now = 0
+    dl = Deadline(WALL, "silent_run")
     while True:
+        if dl.expired():
+            dl.fail(f"virtual time {now} ms, {len(sent)} datagrams sent")
         for d in ch.datagrams_to_send(now):
             sent.append((now, d))
         t = ch.next_deadline()
@@ -67,10 +74,12 @@ def exchange(a, b, now):
 
 
 class Pair:
-    """Two channels joined by two LossyLinks, driven by one virtual clock."""
+    """Two channels joined by two LossyLinks, driven by one virtual clock; every
+    step fails once `wall` seconds of real time have passed since the Pair was made."""
 
-    def __init__(self, a, b, ab=None, ba=None):
+    def __init__(self, a, b, ab=None, ba=None, wall=WALL):
         self.a, self.b = a, b
+        self.deadline = Deadline(wall, "Pair")
         self.ab = ab or LossyLink(seed=1)
         self.ba = ba or LossyLink(seed=2)
         self.now = 0
@@ -86,6 +95,8 @@ class Pair:
 
     def step(self):
         """Advance to the next event; False when nothing is left to happen."""
+        if self.deadline.expired():
+            self.deadline.fail(f"virtual time {self.now} ms")
         self.flush()
         t = None
         for x in (self.a.next_deadline(), self.b.next_deadline(),
@@ -559,11 +570,15 @@ def test_dead_peer_detected_by_hello():
     assert a.stats["tx_hello_fails"] == 1 and "HELLO" in a.pop_events()[0][1]
 
 
-def test_hello_received_is_acked_not_delivered():
+def test_hello_received_is_acked_counted_and_delivered():
+    # Delivered like every message so the tunnel decodes and checks it (RFC 2661
+    # 4.1: an unknown M=1 AVP in a Hello clears the tunnel too); acked as usual.
     b = ControlChannel()
-    assert b.receive(ctl(0, 0, HELLO), 0) == []
+    assert b.receive(ctl(0, 0, HELLO), 0) == [(0, HELLO)]
     (zlb,) = b.datagrams_to_send(100)
     assert hdr(zlb).nr == 1 and b.stats["rx_hellos"] == 1
+    assert b.receive(ctl(0, 0, HELLO), 200) == []      # a duplicate: acked, not again
+    assert b.stats["rx_hellos"] == 1 and b.stats["duplicate_pkt_discards"] == 1
 
 
 def test_hellos_between_two_idle_channels():
@@ -571,8 +586,12 @@ def test_hellos_between_two_idle_channels():
     p = Pair(a, b)
     a.send(body(0), 0)
     p.run(lambda: p.now >= 300000, 400000)
-    # Both sides keep the tunnel alive; each Hello is acked and never delivered.
-    assert p.got_b == [(0, body(0))] and p.got_a == []
+    # Both sides keep the tunnel alive; each Hello is acked, and delivered once.
+    assert p.got_b[0] == (0, body(0))
+    assert p.got_b[1:] == [(0, HELLO)] * b.stats["rx_hellos"]
+    assert p.got_a == [(0, HELLO)] * a.stats["rx_hellos"]
+    assert 1 <= a.stats["rx_hellos"] <= b.stats["tx_hellos"]   # the last may be in flight
+    assert 1 <= b.stats["rx_hellos"] <= a.stats["tx_hellos"]
     assert a.state == b.state == "open"
     assert a.stats["tx_hellos"] + b.stats["tx_hellos"] >= 4
     assert a.stats["retransmits"] == b.stats["retransmits"] == 0
@@ -639,6 +658,8 @@ def test_lossy_link_10000_each_way():
     # 30% loss each way means a message and its ack both get through only about
     # half the time, so six timeouts in a row (failure with max_retries=5) happen
     # somewhere in 20,000 messages; this test is about delivery, so allow more.
+    # It takes about 0.5 s (1 s under MicroPython); a regression that makes it
+    # crawl or spin fails at the wall-time bound with how far it got.
     n = 10000
     a = ControlChannel(max_retries=30)
     b = ControlChannel(max_retries=30)
@@ -646,12 +667,15 @@ def test_lossy_link_10000_each_way():
     b.set_peer_window(10)
     ab = LossyLink(seed=11, loss=30, dup=10, reorder=10, delay=20, jitter=10)
     ba = LossyLink(seed=12, loss=30, dup=10, reorder=10, delay=20, jitter=10)
-    p = Pair(a, b, ab, ba)
+    p = Pair(a, b, ab, ba, wall=120)
     # The application keeps a few messages queued on each side at any time.
     # Deliveries are checked as they come (MicroPython's heap is 2 MB).
     sa = sb = ra = rb = 0
     while ra < n or rb < n or a.in_flight or b.in_flight:
-        assert p.now < 10 ** 8
+        assert p.now < 10 ** 8, f"virtual time ran past 10**8 ms: {rb}/{n} a->b, {ra}/{n} b->a"
+        if p.deadline.expired():
+            p.deadline.fail(f"lossy link 10,000 each way: {rb}/{n} delivered a->b, {ra}/{n} "
+                            f"b->a, at virtual time {p.now} ms")
         if sa < n and sa - rb < 20:
             a.send(body(sa), p.now)
             sa += 1

@@ -3,19 +3,56 @@
 LAC and LNS hosts wired in memory (tests/fsm_pair.py over tests/lossy_link.py) on
 a virtual clock: the four call types, tunnel authentication and its failures,
 hidden AVPs, the tie breaker, a retransmitted SCCRQ, unknown mandatory AVPs,
-timers; then every (state, event) pair of each table (h2 style). Runs under
-pytest and under MicroPython (tests/run.py).
+timers; then every (state, event) pair of each table (h2 style), and the
+RFC's own tables, transcribed by hand, against what the machines do. Where a
+value could be taken from the code under test (the tie breaker's winner, a
+challenge response) the expectation is worked out here from the RFC instead.
+Runs under pytest and under MicroPython (tests/run.py).
 """
+import hashlib
+
 import avp
 import fsm
-from fsm_pair import Bytes, Host, Net, Policy, RawPeer, Script, tunnel_avps
+import fsm_pair
+from fsm_pair import Bytes, Host, Policy, RawPeer, Script, tunnel_avps
 from samples import SAMPLES
-from util import raises
+from util import Deadline, raises
 from vectors_xl2tpd import DIRECTION, SECRET, SEQUENCES, VECTORS
 
 MPY = True
 
 VENDOR_M1 = ((9, 1), (True, b"cisco"))   # a vendor AVP with M=1 nobody knows
+WALL = 60  # s: the wall-time bound on one network's run (each takes well under 1 s)
+
+
+class Net(fsm_pair.Net):
+    """fsm_pair.Net, whose runs are bounded in virtual time, with a wall-time
+    bound as well: a step after WALL s of real time fails (a regression that
+    spins at one virtual instant fails instead of hanging CI)."""
+
+    def __init__(self, *hosts, **kw):
+        super().__init__(*hosts, **kw)
+        self.deadline = Deadline(WALL, "fsm_pair.Net")
+
+    def step(self):
+        if self.deadline.expired():
+            self.deadline.fail(f"virtual time {self.now} ms, {len(self.wire)} datagrams sent")
+        return super().step()
+
+
+def md5_response(msg_type, secret, challenge):
+    """RFC 2661 section 4.3 / 5.1.1, written out without avp.py: the Challenge
+    Response is MD5 over the one-octet Message Type of the message carrying it
+    (2 = SCCRP, 3 = SCCCN), the shared secret and the Challenge."""
+    return hashlib.md5(bytes([msg_type]) + secret + challenge).digest()
+
+
+def tb_value(octets):
+    """A Tie Breaker Value as the unsigned 64-bit number it is (network order)."""
+    v = 0
+    for o in octets:
+        v = v * 256 + o
+    return v
 
 
 
@@ -95,6 +132,31 @@ def test_tie_breaker_winner_table():
              (lo, None, "ours"), (None, hi, "theirs"), (None, None, None)]
     for ours, theirs, want in cases:
         assert fsm.tie_breaker_winner(ours, theirs) == want, (ours, theirs)
+
+
+def test_tie_breaker_winner_from_the_rfc():
+    # Ref: RFC2661 section 4.4.3: 8-octet values, 'The lower value "wins"'; equal
+    # values on both sides: both discard. A lone Tie Breaker wins (the side that
+    # sent none did not ask for a single tunnel). Hand-written values:
+    rows = [
+        ("0000000000000001", "0000000000000002", "ours"),
+        ("0000000000000002", "0000000000000001", "theirs"),
+        ("00000000000000ff", "0000000000000100", "ours"),      # a carry: not the last octet
+        ("0100000000000000", "00ffffffffffffff", "theirs"),    # the first octet weighs most
+        ("0000000000000100", "0000000000000001", "theirs"),    # network order, not little-endian
+        ("7fffffffffffffff", "8000000000000000", "ours"),      # unsigned: the top bit is no sign
+        ("ffffffffffffffff", "0000000000000000", "theirs"),
+        ("82061a2359b62a3b", "c54fd1d01ab22574", "ours"),
+        ("1234567890abcdef", "1234567890abcdef", "both"),
+        ("0000000000000000", "0000000000000000", "both"),
+        ("ffffffffffffffff", None, "ours"),
+        (None, "ffffffffffffffff", "theirs"),
+        (None, None, None),
+    ]
+    for ours, theirs, want in rows:
+        a = bytes.fromhex(ours) if ours else None
+        b = bytes.fromhex(theirs) if theirs else None
+        assert fsm.tie_breaker_winner(a, b) == want, (ours, theirs, want)
 
 
 def test_peek_sccrq():
@@ -290,6 +352,9 @@ def test_challenge_both_ways_succeeds():
                                                                     rq.get(avp.CHALLENGE))
     assert cn.get(avp.CHALLENGE_RESPONSE) == avp.challenge_response(3, b"s3cret",
                                                                     rp.get(avp.CHALLENGE))
+    # The same, from the RFC with hashlib: not avp.challenge_response checking itself.
+    assert rp.get(avp.CHALLENGE_RESPONSE) == md5_response(2, b"s3cret", rq.get(avp.CHALLENGE))
+    assert cn.get(avp.CHALLENGE_RESPONSE) == md5_response(3, b"s3cret", rp.get(avp.CHALLENGE))
     lac.take(t.session_open(net.now, "laic")[1])
     net.run(lambda: lns.of("session-up"), 10000)
 
@@ -342,8 +407,14 @@ def test_scccn_response_wrong_or_missing():
     t, raw = responder(b"k")
     raw.sccrq()
     _, rp = raw.last(avp.SCCRP)
-    good = avp.challenge_response(3, b"k", rp.get(avp.CHALLENGE))
+    good = md5_response(3, b"k", rp.get(avp.CHALLENGE))     # RFC 2661 5.1.1, by hand
+    assert good == avp.challenge_response(3, b"k", rp.get(avp.CHALLENGE))
     assert raw.send(avp.SCCCN, [(avp.CHALLENGE_RESPONSE, good)]) == [("tunnel-up", 20)]
+    # The SCCRP answered our Challenge in the same way (type 2 = SCCRP).
+    t, raw = responder(b"k")
+    raw.sccrq([(avp.CHALLENGE, b"0123456789abcdef")])
+    _, rp = raw.last(avp.SCCRP)
+    assert rp.get(avp.CHALLENGE_RESPONSE) == md5_response(2, b"k", b"0123456789abcdef")
 
 
 def test_challenged_without_a_secret():
@@ -435,10 +506,16 @@ def tie(seed_a, seed_b, tb_a=True, tb_b=True):
 
 def test_tie_breaker_both_outcomes():
     seen = []
-    for seed_a, seed_b in ((1, 2), (2, 1), (5, 6), (6, 5)):
+    # The winners, worked out once by hand from the Tie Breaker values these seeds
+    # put on the wire (e.g. seeds 1, 2: a sent c54fd1d0..., b sent 82061a23...).
+    for seed_a, seed_b, winner in ((1, 2, "b"), (2, 1, "a"), (5, 6, "b"), (6, 5, "a")):
         net, a, b, ta, tb = tie(seed_a, seed_b)
-        w = fsm.tie_breaker_winner(ta.tiebreaker, tb.tiebreaker)
-        win, lose, wt, lt = (a, b, ta, tb) if w == "ours" else (b, a, tb, ta)
+        # And the rule itself, from the SCCRQs on the wire (section 4.4.3: lower wins).
+        (_, rqa), = net.messages("a", avp.SCCRQ)
+        (_, rqb), = net.messages("b", avp.SCCRQ)
+        va, vb = tb_value(rqa.get(avp.TIE_BREAKER)), tb_value(rqb.get(avp.TIE_BREAKER))
+        assert va != vb and ("a" if va < vb else "b") == winner, (seed_a, seed_b)
+        win, lose, wt, lt = (a, b, ta, tb) if winner == "a" else (b, a, tb, ta)
         seen.append(win.name)
         assert wt.state == "established"             # the winner's own SCCRQ made the tunnel
         assert lt.state == "closed"                  # the loser dropped it silently
@@ -711,7 +788,8 @@ def test_max_sessions_and_policy_refusals():
 def test_ocrq_for_a_bearer_we_lack():
     t, raw = established(bearer_caps=avp.BEARER_ANALOG)
     raw.send(avp.OCRQ, SAMPLES[avp.OCRQ])                       # digital
-    assert result_of(raw.last(avp.CDN)[1]) == (5, 0, "bearer type 1 is not one we offer")
+    assert result_of(raw.last(avp.CDN)[1]) == (
+        5, 0, "bearer type digital is not in our Bearer Capabilities (analog)")
 
 
 def test_wen_sli_and_proxy_avps_reported():
@@ -765,7 +843,12 @@ def test_channel_failure_clears_tunnel_and_sessions():
     assert down[2].startswith("control channel failed: no acknowledgement for ")
     assert down[3] is None and t.state == "closed"
     assert lac.of("session-down")[0][3].startswith("tunnel cleared: control channel failed")
-    assert t.next_deadline() is None and t.datagrams_to_send(net.now) == []
+    # One best-effort StopCCN went out (RFC 2661 5.7; lost here: the links are down),
+    # then nothing more.
+    (h, stop), = net.messages("lac", avp.STOPCCN)
+    assert h.tunnel_id == t.peer_tunnel_id and stop.get(avp.ASSIGNED_TUNNEL_ID) == t.tunnel_id
+    assert stop.get(avp.RESULT_CODE)[:2] == (1, 0)
+    assert t.datagrams_to_send(net.now) == [] and t.next_deadline() is None
 
 
 def test_establish_timeout():
@@ -944,3 +1027,194 @@ def test_new_id_when_nearly_full_walks_from_a_random_place():
     draws[:] = [b"\x00\x01"] * 32 + [b"\xff\xff"]  # wraps past 65535 and 0
     assert fsm.new_id(rng, taken) == 5
     raises(avp.LocalError, fsm.new_id, lambda n: b"\x00\x01", AllBut())
+
+
+# ---------------------------------------------------------------- the RFC's own tables
+# RFC 2661 section 7, transcribed by hand row by row (not read from fsm.py):
+# (state, event, new state, the messages the RFC's Action column sends). A row
+# naming several states or events in the RFC is written out once per pair.
+#
+# The RFC's words in our event names: "acceptable" is the message's name and
+# "not acceptable" the name + "-bad"; "Local Open request" and "Bearer Ring" are
+# open; "Admin Tunnel Close", "local close request", "Bearer line drop" and
+# "Bearer failure" are close; "lose tie-breaker" is lose-tie; "Bearer answer,
+# framing detected" is bearer-up; "tunnel-open" is tunnel-open.
+#
+# The RFC's "idle" after a clean-up: a tunnel that sent or received a StopCCN is
+# "closing" (the reliable delivery must be allowed to run before the tunnel is
+# destroyed, sections 7.1 and 5.7; 7.6: the recipient acknowledges, then
+# releases); a tunnel cleaned up without a word is "closed"; a call that is
+# cleaned up is "closed" (its record is gone from the tunnel).
+RFC_TUNNEL = [
+    # 7.2.1 Control Connection Establishment
+    ("idle", "open", "wait-ctl-reply", ["SCCRQ"]),
+    ("idle", "sccrq", "wait-ctl-conn", ["SCCRP"]),
+    ("idle", "sccrq-bad", "closing", ["StopCCN"]),
+    ("idle", "sccrp", "closing", ["StopCCN"]),
+    ("idle", "scccn", "closed", []),
+    # "Send SCCCN, Send tunnel-open event to waiting sessions": the waiting LAC
+    # call goes on with its ICRQ (7.4.1 wait-tunnel).
+    ("wait-ctl-reply", "sccrp", "established", ["SCCCN", "ICRQ"]),
+    ("wait-ctl-reply", "sccrp-bad", "closing", ["StopCCN"]),
+    ("wait-ctl-reply", "lose-tie", "closed", []),
+    ("wait-ctl-reply", "scccn", "closing", ["StopCCN"]),
+    ("wait-ctl-conn", "scccn", "established", ["ICRQ"]),
+    ("wait-ctl-conn", "scccn-bad", "closing", ["StopCCN"]),
+    ("wait-ctl-conn", "sccrp", "closing", ["StopCCN"]),
+    ("wait-ctl-conn", "sccrq", "closing", ["StopCCN"]),
+    ("established", "close", "closing", ["StopCCN"]),
+    ("established", "sccrq", "closing", ["StopCCN"]),
+    ("established", "sccrp", "closing", ["StopCCN"]),
+    ("established", "scccn", "closing", ["StopCCN"]),
+    ("idle", "stopccn", "closing", []),
+    ("wait-ctl-reply", "stopccn", "closing", []),
+    ("wait-ctl-conn", "stopccn", "closing", []),
+    ("established", "stopccn", "closing", []),
+]
+
+RFC_SESSION = {
+    # 7.4.1 LAC Incoming Call States
+    "laic": [
+        ("idle", "open", "wait-tunnel", []),
+        ("idle", "iccn", "closed", []),
+        ("idle", "icrp", "closed", []),
+        ("idle", "cdn", "closed", []),
+        ("wait-tunnel", "close", "closed", []),
+        ("wait-tunnel", "tunnel-open", "wait-reply", ["ICRQ"]),
+        ("wait-reply", "icrp", "established", ["ICCN"]),
+        ("wait-reply", "icrp-bad", "closed", ["CDN"]),
+        ("wait-reply", "icrq", "closed", ["CDN"]),
+        ("wait-reply", "cdn", "closed", []),
+        ("wait-reply", "iccn", "closed", []),
+        ("wait-reply", "close", "closed", ["CDN"]),
+        ("established", "cdn", "closed", []),
+        ("established", "icrq", "closed", ["CDN"]),
+        ("established", "icrp", "closed", ["CDN"]),
+        ("established", "iccn", "closed", ["CDN"]),
+        ("established", "close", "closed", ["CDN"]),
+    ],
+    # 7.4.2 LNS Incoming Call States
+    "lnic": [
+        ("idle", "icrq", "wait-connect", ["ICRP"]),
+        ("idle", "icrq-bad", "closed", ["CDN"]),
+        ("idle", "icrp", "closed", ["CDN"]),
+        ("idle", "iccn", "closed", []),
+        ("wait-connect", "iccn", "established", []),
+        ("wait-connect", "iccn-bad", "closed", ["CDN"]),
+        ("wait-connect", "icrq", "closed", ["CDN"]),
+        ("wait-connect", "icrp", "closed", ["CDN"]),
+        ("idle", "cdn", "closed", []),
+        ("wait-connect", "cdn", "closed", []),
+        ("established", "cdn", "closed", []),
+        ("wait-connect", "close", "closed", ["CDN"]),
+        ("established", "close", "closed", ["CDN"]),
+        ("established", "icrq", "closed", ["CDN"]),
+        ("established", "icrp", "closed", ["CDN"]),
+        ("established", "iccn", "closed", ["CDN"]),
+    ],
+    # 7.5.1 LAC Outgoing Call States
+    "laoc": [
+        ("idle", "ocrq", "wait-cs-answer", ["OCRP"]),
+        ("idle", "ocrq-bad", "closed", ["CDN"]),
+        ("idle", "ocrp", "closed", ["CDN"]),
+        ("idle", "occn", "closed", []),
+        ("idle", "cdn", "closed", []),
+        ("wait-cs-answer", "bearer-up", "established", ["OCCN"]),
+        ("wait-cs-answer", "close", "closed", ["CDN"]),
+        ("wait-cs-answer", "ocrq", "closed", ["CDN"]),
+        ("wait-cs-answer", "ocrp", "closed", ["CDN"]),
+        ("wait-cs-answer", "occn", "closed", ["CDN"]),
+        ("established", "ocrq", "closed", ["CDN"]),
+        ("established", "ocrp", "closed", ["CDN"]),
+        ("established", "occn", "closed", ["CDN"]),
+        ("wait-cs-answer", "cdn", "closed", []),
+        ("established", "cdn", "closed", []),
+        ("established", "close", "closed", ["CDN"]),
+    ],
+    # 7.5.2 LNS Outgoing Call States
+    "lnoc": [
+        ("idle", "open", "wait-tunnel", []),
+        ("idle", "occn", "closed", []),
+        ("idle", "ocrp", "closed", []),
+        ("idle", "cdn", "closed", []),
+        ("wait-tunnel", "tunnel-open", "wait-reply", ["OCRQ"]),
+        ("wait-reply", "ocrp", "wait-connect", []),
+        ("wait-reply", "ocrp-bad", "closed", ["CDN"]),
+        ("wait-reply", "occn", "closed", ["CDN"]),
+        ("wait-reply", "ocrq", "closed", ["CDN"]),
+        ("wait-connect", "occn", "established", []),
+        ("wait-connect", "ocrq", "closed", ["CDN"]),
+        ("wait-connect", "ocrp", "closed", ["CDN"]),
+        ("wait-reply", "cdn", "closed", []),
+        ("wait-connect", "cdn", "closed", []),
+        ("established", "cdn", "closed", []),
+        ("established", "ocrq", "closed", ["CDN"]),
+        ("established", "ocrp", "closed", ["CDN"]),
+        ("established", "occn", "closed", ["CDN"]),
+        ("wait-reply", "close", "closed", ["CDN"]),
+        ("wait-connect", "close", "closed", ["CDN"]),
+        ("established", "close", "closed", ["CDN"]),
+        ("wait-tunnel", "close", "closed", []),
+    ],
+}
+
+
+def sent_names(raw, since):
+    return [m.name for _, m in raw.got[since:]]
+
+
+def test_tunnel_follows_the_rfc_table():
+    """Each row of RFC 2661 7.2.1: the tunnel in that state, the event, then the
+    state it is in and the messages that reached the peer."""
+    for state, event, want, want_sent in RFC_TUNNEL:
+        t = fsm.Tunnel(5, fsm.TunnelConfig(ack_delay=0), Bytes(7))
+        s, _ = t.session_open(0, "laic")              # a call waiting for the tunnel
+        t.state = state
+        if state != "idle":
+            t.peer_tunnel_id = t.channel.peer_tunnel_id = 0x1234
+        raw = RawPeer(t)
+        m, arg = event_input(event)
+        row = (state, event)
+        out = t._fire(event, 0, m, arg)
+        raw.pump()
+        assert t.state == want, (row, t.state, want)
+        assert sent_names(raw, 0) == want_sent, (row, sent_names(raw, 0), want_sent)
+        if want == "established":
+            assert ("tunnel-up", 5) in out, row
+            assert s.state == "wait-reply", (row, s.state)  # the tunnel-open event
+        elif want in ("closing", "closed"):
+            assert not t.sessions and s.state == "closed", row   # cleaned up with its calls
+            assert [a for a in out if a[0] == "tunnel-down"], (row, out)
+        else:
+            assert s.state == "wait-tunnel", (row, s.state)
+    # "established, Local Open request (new call): Send tunnel-open event to
+    # waiting sessions, established": a new call goes straight on.
+    t, raw = established()
+    n = len(raw.got)
+    s, _ = t.session_open(0, "laic")
+    raw.pump()
+    assert t.state == "established" and s.state == "wait-reply"
+    assert sent_names(raw, n) == ["ICRQ"]
+
+
+def test_sessions_follow_the_rfc_tables():
+    """Each row of RFC 2661 7.4.1, 7.4.2, 7.5.1, 7.5.2 on an established tunnel."""
+    for kind in ("laic", "lnic", "laoc", "lnoc"):
+        for state, event, want, want_sent in RFC_SESSION[kind]:
+            t, raw = established()
+            s = fsm.Session(t, 100, kind)
+            s.peer_session_id = 200
+            s.announced = True
+            t.sessions[100] = s
+            s.state = state
+            n = len(raw.got)
+            m, arg = event_input(event)
+            row = (kind, state, event)
+            s._fire(event, 0, m, arg)
+            raw.pump()
+            assert s.state == want, (row, s.state, want)
+            assert sent_names(raw, n) == want_sent, (row, sent_names(raw, n), want_sent)
+            assert (100 in t.sessions) == (want != "closed"), row
+            for h, _ in raw.got[n:]:
+                assert h.session_id == 200, row      # to the peer's session id
+            assert t.state == "established", row     # a call never takes the tunnel down

@@ -4,7 +4,10 @@ the client, the command grammar and parameter coercion.
 Most tests run a real RpcServer on a socket in tmp_path, driven by `Loop`, a small
 selector loop in a thread written the way the module doc tells the daemon to (watch ->
 selector + fds dict, next_deadline/on_timer). A few step the server by hand with a
-virtual clock. Every wait is bounded (socket timeouts, Event.wait, join timeouts).
+virtual clock, or give the Loop one (`Loop(clock=0)`, moved by `set_clock`), and the
+client's timeout is checked against a virtual clock and a scripted socket. No test
+measures elapsed wall time; every wait is bounded (socket timeouts, Event.wait, join
+timeouts).
 """
 import errno
 import json
@@ -27,9 +30,14 @@ WAIT = 5.0  # seconds: the bound on every wait for something that should happen 
 
 
 class Loop:
-    """The daemon's loop in miniature: one thread, fds[fileno] = obj, timers from servers."""
+    """The daemon's loop in miniature: one thread, fds[fileno] = obj, timers from servers.
 
-    def __init__(self):
+    `clock`: None for the machine's monotonic clock; an int (ms) for a virtual clock that
+    stands still until `set_clock` moves it, so idle deadlines pass exactly when a test
+    says, however slow the machine."""
+
+    def __init__(self, clock=None):
+        self.clock = clock
         self.sel = selectors.DefaultSelector()
         self.fds = {}
         self.servers = []
@@ -53,9 +61,21 @@ class Loop:
             self.sel.register(fd, events)
             self.fds[fd] = obj
 
-    @staticmethod
-    def now():
+    def now(self):
+        if self.clock is not None:
+            return self.clock
         return int(time.monotonic() * 1000)
+
+    def set_clock(self, ms):
+        """Virtual clock: move it to `ms` and run every server's timers at that instant,
+        in the loop thread; returns once they ran."""
+        assert self.clock is not None and ms >= self.clock
+
+        def job():
+            self.clock = ms
+            for s in self.servers:
+                s.on_timer(ms)
+        self.call(job)
 
     def run(self):
         while not self._stop:
@@ -144,11 +164,12 @@ def stub(method, params, conn):
 
 @pytest.fixture
 def serve(tmp_path):
-    """serve(**server_kwargs) -> (loop, server, path); everything is stopped afterwards."""
+    """serve(clock=None, **server_kwargs) -> (loop, server, path); everything is stopped
+    afterwards. clock=0 gives the loop a virtual clock starting at 0 ms (Loop.set_clock)."""
     loops = []
 
-    def start(handler=stub, **kw):
-        loop = Loop()
+    def start(handler=stub, clock=None, **kw):
+        loop = Loop(clock)
         loops.append(loop)
         path = str(tmp_path / f"l2tpd{len(loops)}.sock")
         kw.setdefault("log", loop.log.append)
@@ -192,6 +213,18 @@ class Raw:
             data = self.sock.recv(65536)
             if not data:
                 return True
+
+    def quiet(self):
+        """True if the server has neither sent anything nor closed: checked without
+        waiting (what has arrived by now is what the server did before now)."""
+        self.sock.setblocking(False)
+        try:
+            self.sock.recv(65536, socket.MSG_PEEK)
+            return False  # data, or b"" for a close
+        except BlockingIOError:
+            return True
+        finally:
+            self.sock.settimeout(WAIT)
 
     def close(self):
         self.sock.close()
@@ -319,29 +352,56 @@ def test_half_closed_client_is_answered(serve):
     assert raw.closed()
 
 
-def test_too_many_clients(serve):
-    gone = threading.Event()
-    loop, server, path = serve(max_clients=2, on_close=lambda conn: gone.set())
-    a, b = RpcClient(path), RpcClient(path)
-    assert a.call("echo") == {} and b.call("echo") == {}
-    with pytest.raises(RpcError) as ei:
-        RpcClient(path).call("echo")
-    assert ei.value.code == rpc_unix.ERR_TOO_MANY_CLIENTS
-    assert ei.value.message == "too many clients (max 2)"
-    assert any("too many clients" in m for m in loop.log)
-    a.close()
-    assert gone.wait(WAIT)  # the server saw a go: its slot is free again
+def test_full_server_evicts_an_idle_client_for_a_new_one(serve):
+    # Idle clients cannot lock a new one out: one of them makes room, told why.
+    gone = []
+    loop, server, path = serve(max_clients=2, on_close=gone.append)
+    a, b = Raw(path), Raw(path)
+    assert a.ask(req("echo"))["result"] == {} and b.ask(req("echo"))["result"] == {}
     with RpcClient(path) as c:
-        assert c.call("echo") == {}
-    b.close()
+        assert c.call("echo") == {}      # served, not refused
+        # The room was made when c was accepted, before its reply: the notice is there.
+        evicted = [r for r in (a, b) if not r.quiet()]
+        assert len(evicted) == 1
+        code, message = error_of(evicted[0].line())
+        assert code == rpc_unix.ERR_EVICTED
+        assert message.startswith("closing: a new client needs this slot (all 2 are taken)")
+        assert evicted[0].closed()
+        assert loop.call(lambda: len(gone)) == 1
+    for r in (a, b):
+        r.close()
+
+
+def test_too_many_clients_only_while_every_slot_is_being_served(serve):
+    # The one slot's client is in the middle of its request when another connects (the
+    # handler makes it happen then): nobody can be evicted, so the newcomer is refused.
+    box = {}
+
+    def handler(method, params, conn):
+        if method == "connect.another":
+            box["late"] = Raw(conn.server.path)   # waits in the listen queue
+            conn.server.on_readable(box["loop"].now())
+            return True
+        return stub(method, params, conn)
+    loop, server, path = serve(handler=handler, max_clients=1)
+    box["loop"] = loop
+    with RpcClient(path) as a:
+        assert a.call("connect.another") is True
+        code, message = error_of(box["late"].line())
+        assert code == rpc_unix.ERR_TOO_MANY_CLIENTS and message == "too many clients (max 1)"
+        assert box["late"].closed()
+        assert any("too many clients" in m for m in loop.log)
+        assert a.call("echo") == {}      # the served client goes on
+    box["late"].close()
 
 
 # --- Idle clients, subscriptions, output bounds ------------------------------------------
 
 def test_idle_clients_closed_subscriber_kept(serve):
+    # The loop's clock is virtual: it stands at 0 ms while the clients connect and
+    # moves only when the test says, so "not before idle_timeout" is exact.
     closed = []
-    loop, server, path = serve(idle_timeout=300, on_close=closed.append)
-    t0 = time.monotonic()
+    loop, server, path = serve(idle_timeout=300, on_close=closed.append, clock=0)
     silent = Raw(path)  # connects and sends nothing
     partial = Raw(path)
     partial.send(b'{"jsonrpc": "2.0", "id": 1, "met')  # half a request
@@ -350,13 +410,22 @@ def test_idle_clients_closed_subscriber_kept(serve):
     sub_sock = sub._sock
     user = RpcClient(path)  # one call, then idle: closed too, but it reconnects by itself
     assert user.call("echo") == {}
+    # Everyone was accepted (and the partial line read) at 0 ms: the server answered a
+    # later client, and it serves its listening socket's queue in order.
+    assert loop.call(lambda: len(server.connections)) == 4
+    # 1 ms before the idle deadline: nobody has been closed or told anything.
+    loop.set_clock(299)
+    assert loop.call(lambda: len(server.connections)) == 4 and closed == []
+    assert silent.quiet() and partial.quiet()
+    # At the deadline the three idle ones go, each told why.
+    loop.set_clock(300)
     for raw in (silent, partial):
         code, message = error_of(raw.line())
         assert code == rpc_unix.ERR_IDLE_TIMEOUT
         assert message == "no complete request within 300 ms; closing"
         assert raw.closed()
-    assert time.monotonic() - t0 >= 0.29  # not before idle_timeout
-    assert loop.call(lambda: len(closed)) >= 2
+    assert loop.call(lambda: len(closed)) == 3
+    assert loop.call(lambda: [c.subscribed for c in server.connections.values()]) == [True]
     # The idle subscriber is still there, on the same connection, receiving events.
     with RpcClient(path) as other:
         assert other.call("emit", {"count": 2}) == 2
@@ -557,6 +626,25 @@ def test_client_cannot_connect(tmp_path):
     assert isinstance(ei.value, OSError)
 
 
+def bounded(fn, seconds=WAIT):
+    """fn() in a thread: its result, or its exception re-raised; fails if it has not
+    returned within `seconds` (a client that waits forever fails instead of hanging)."""
+    box = {}
+
+    def run():
+        try:
+            box["r"] = fn()
+        except BaseException as e:
+            box["e"] = e
+    th = threading.Thread(target=run, daemon=True)
+    th.start()
+    th.join(seconds)
+    assert not th.is_alive(), f"{fn} still running after {seconds} s"
+    if "e" in box:
+        raise box["e"]
+    return box["r"]
+
+
 def test_client_times_out_on_silent_daemon(tmp_path):
     path = str(tmp_path / "mute.sock")
     mute = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -564,15 +652,105 @@ def test_client_times_out_on_silent_daemon(tmp_path):
     mute.listen(1)  # accepts into the backlog, never answers
     try:
         c = RpcClient(path, timeout=0.2)
-        t0 = time.monotonic()
         with pytest.raises(RpcConnectionError) as ei:
-            c.call("echo")
-        assert 0.15 < time.monotonic() - t0 < WAIT
+            bounded(lambda: c.call("echo"))  # gives up by itself, long before WAIT
         assert str(ei.value) == f"no reply from l2tpd at {path} within 0.2 s"
+        assert ei.value.errno == errno.ETIMEDOUT
         assert c.notifications(0) == []
         c.close()
     finally:
         mute.close()
+
+
+class VirtualClock:
+    """Stands in for rpc_unix._clock (seconds); only the scripted socket moves it."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+class ScriptedSocket:
+    """The client's socket to a daemon that answers on a virtual schedule: `replies`
+    is a list of (virtual time in s, make(request) -> bytes). recv() with a timeout
+    "waits" by moving the clock: to the next chunk due within the timeout, else by the
+    whole timeout (then socket.timeout). `waits` records each timeout that ran out."""
+
+    def __init__(self, clock, replies):
+        self.clock = clock
+        self.replies = list(replies)
+        self.timeout = None
+        self.requests = []
+        self.waits = []
+
+    def settimeout(self, t):
+        self.timeout = t
+
+    def connect(self, path):
+        pass
+
+    def sendall(self, data):
+        for line in data.splitlines():
+            self.requests.append(json.loads(line))
+
+    def recv(self, n):
+        due = self.clock.now if not self.timeout else self.clock.now + self.timeout
+        if self.replies and self.replies[0][0] <= due:
+            at, make = self.replies.pop(0)
+            self.clock.now = max(self.clock.now, at)
+            return make(self.requests[-1])
+        if not self.timeout:
+            if self.timeout is None:
+                raise AssertionError("the client would wait for ever")
+            raise BlockingIOError
+        self.clock.now = due
+        self.waits.append(self.timeout)
+        raise socket.timeout("timed out")
+
+    def close(self):
+        pass
+
+
+def scripted_client(monkeypatch, timeout, replies):
+    """An RpcClient whose socket and clock are virtual: (client, clock, socket)."""
+    clock = VirtualClock()
+    fake = ScriptedSocket(clock, replies)
+    shim = type("socket_module", (), {"socket": lambda *a: fake, "AF_UNIX": socket.AF_UNIX,
+                                      "SOCK_STREAM": socket.SOCK_STREAM,
+                                      "timeout": socket.timeout})
+    monkeypatch.setattr(rpc_unix, "socket", shim)
+    monkeypatch.setattr(rpc_unix, "_clock", clock)
+    return RpcClient("/virtual/l2tpd.sock", timeout=timeout), clock, fake
+
+
+def reply_to(result, part=slice(None)):
+    """make(request) for a reply with `result` (or the `part` of its bytes)."""
+    return lambda req: (json.dumps({"jsonrpc": "2.0", "id": req["id"], "result": result})
+                        + "\n").encode()[part]
+
+
+def test_client_timeout_in_virtual_time(monkeypatch):
+    # Silent daemon: the client waits its whole timeout, not less, then gives up.
+    c, clock, sock = scripted_client(monkeypatch, 0.2, [])
+    with pytest.raises(RpcConnectionError) as ei:
+        c.call("echo")
+    assert str(ei.value) == "no reply from l2tpd at /virtual/l2tpd.sock within 0.2 s"
+    assert clock.now == 0.2 and sock.waits == [0.2]
+    # A reply late but within the timeout is taken: the client does not give up early.
+    c, clock, sock = scripted_client(monkeypatch, 0.2, [(0.15, reply_to("late"))])
+    assert c.call("echo") == "late" and clock.now == 0.15 and sock.waits == []
+    # The timeout bounds the whole call, not each read: a reply in two pieces must be
+    # complete by 0.2 s after the call began.
+    c, clock, sock = scripted_client(monkeypatch, 0.2, [(0.05, reply_to("ok", slice(0, 9))),
+                                                        (0.19, reply_to("ok", slice(9, None)))])
+    assert c.call("echo") == "ok" and clock.now == 0.19
+    c, clock, sock = scripted_client(monkeypatch, 0.2, [(0.05, reply_to("ok", slice(0, 9))),
+                                                        (0.25, reply_to("ok", slice(9, None)))])
+    with pytest.raises(RpcConnectionError):
+        c.call("echo")
+    assert clock.now == pytest.approx(0.2) and sock.waits == [pytest.approx(0.15)]
 
 
 def test_default_socket_path():

@@ -1,4 +1,5 @@
 """Helpers shared by the tests that also run under MicroPython (no pytest here)."""
+import time
 
 
 def raises(exc, fn, *args, **kw):
@@ -22,3 +23,53 @@ class Rng:
             self.state = (self.state * 1103515245 + 12345) & 0x7FFFFFFF
             out[i] = (self.state >> 16) & 0xFF
         return bytes(out)
+
+
+# The machine's clock, for wall-time bounds only (the code under test never sees
+# it): MicroPython has no time.monotonic, and its ticks_ms wraps, so differences
+# go through ticks_diff.
+if hasattr(time, "ticks_ms"):
+    def _wall_ms():
+        return time.ticks_ms()
+
+    def _since(start):
+        return time.ticks_diff(time.ticks_ms(), start)
+else:
+    def _wall_ms():
+        return int(time.monotonic() * 1000)
+
+    def _since(start):
+        return _wall_ms() - start
+
+
+class Deadline:
+    """A wall-clock bound on a loop that is otherwise bounded only in virtual
+    time or in steps, so that a regression (a timer that never advances, a
+    retransmission storm) fails the test instead of hanging CI:
+
+        dl = Deadline(60, "lossy link run")
+        while ...:
+            if dl.expired():
+                dl.fail(f"at {now} ms")     # AssertionError naming the loop and where
+
+    The bound is generous on purpose: it is not a measurement. Benchmarks measure."""
+
+    def __init__(self, seconds, what="loop"):
+        self.ms = int(seconds * 1000)
+        self.what = what
+        self.start = _wall_ms()
+
+    def elapsed_ms(self):
+        return _since(self.start)
+
+    def expired(self):
+        return _since(self.start) >= self.ms
+
+    def fail(self, detail=None):
+        raise AssertionError(f"{self.what}: still running after {self.ms / 1000} s of wall "
+                             f"time" + (f" ({detail})" if detail else ""))
+
+    def check(self):
+        """Fail once the bound has passed."""
+        if _since(self.start) >= self.ms:
+            self.fail()

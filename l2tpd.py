@@ -1811,6 +1811,7 @@ class Daemon:
             udp_rcvbuf=self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
             if self.sock else None,
             stats=dict(self.counters),
+            rpc=dict(self.server.stats) if self.server is not None else None,
             messages={avp.MSG_NAMES.get(k, str(k)): {"rx": v[0], "tx": v[1], "rx_bad": v[2]}
                       for k, v in sorted(self.msg_counters.items(),
                                         key=lambda kv: (type(kv[0]) is str, str(kv[0]).zfill(5)))})

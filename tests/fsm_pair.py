@@ -15,8 +15,10 @@ import avp
 import fsm
 from ctrlchan import ControlChannel
 from lossy_link import LossyLink, Rng
+from util import Deadline
 
 PORT = 1701
+WALL = 60  # s: the wall-time bound on one network's life (each run takes well under 1 s)
 
 
 class Bytes:
@@ -182,6 +184,9 @@ class Net:
         self.now = 0
         self.wire = []   # (src, dst, datagram) as sent
         self.drop = None  # drop(src, dst, datagram) -> True to lose it on purpose
+        # Runs are bounded in virtual time; this bounds them in wall time too, so a
+        # regression spinning at one virtual instant fails instead of hanging CI.
+        self.deadline = Deadline(WALL, "fsm_pair.Net")
 
     def flush(self):
         for name in sorted(self.hosts):
@@ -202,6 +207,8 @@ class Net:
 
     def step(self):
         """Advance to the next event; False when nothing is left to happen."""
+        if self.deadline.expired():
+            self.deadline.fail(f"virtual time {self.now} ms, {len(self.wire)} datagrams sent")
         self.flush()
         t = self.next_time()
         if t is None:

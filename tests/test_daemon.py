@@ -280,7 +280,7 @@ def test_events_and_plugins(tmp_path):
         with rpc_unix.RpcClient(a.sock) as c:
             c.call("events.subscribe")
             tid = a.call("tunnel.create", {"dest_ipaddr": "127.0.0.2",
-                                           "peer_udp_port": port})["tunnel_id"]
+                                           "peer_udp_port": b.port})["tunnel_id"]
             seen = []
 
             def got_up():

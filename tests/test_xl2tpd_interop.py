@@ -162,6 +162,8 @@ class Rig:
         return self.ours.start()
 
     def start_xl2tpd(self, sections, secret=SECRET):
+        if self.ours is not None:
+            self.port = self.ours.port   # daemon_util may have moved it off a taken port
         self.xl = Xl2tpd(self.tmp, self.port, sections, secret)
         return self.xl.start()
 

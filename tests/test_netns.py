@@ -181,3 +181,84 @@ def test_lac_and_lns_carry_ping_over_chap_and_pap(tmp_path):
                  "session with a bad password cleared")
         assert call(lns_sock, "ippool.get", pool_name="p")["num_avail"] == 4
         assert call(lac_sock, "tunnel.get", tunnel_name="t")["state"] == "established"
+
+
+def _in_netns(ns, fn, timeout=30):
+    """fn() run by a thread that joined network namespace `ns` (setns through ctypes:
+    CPython 3.11 has no os.setns); the sockets it makes stay in that namespace and
+    serve this process from any thread."""
+    import ctypes
+    import threading
+    libc = ctypes.CDLL(None, use_errno=True)
+    box = {}
+
+    def run():
+        fd = os.open(f"/var/run/netns/{ns}", os.O_RDONLY)
+        try:
+            if libc.setns(fd, 0x40000000) != 0:   # CLONE_NEWNET
+                raise OSError(ctypes.get_errno(), f"setns {ns}")
+            box["r"] = fn()
+        except BaseException as e:   # noqa: BLE001 - re-raised below
+            box["e"] = e
+        finally:
+            os.close(fd)
+    t = threading.Thread(target=run)
+    t.start()
+    t.join(timeout)
+    assert not t.is_alive(), f"setns into {ns} did not return"
+    if "e" in box:
+        raise box["e"]
+    return box["r"]
+
+
+def _ppp_frames(peer, seconds):
+    """(protocol, code, identifier) of the PPP frames the daemon sent on the data
+    channel within `seconds` (RFC 1661 section 5 layout after FF 03)."""
+    out = []
+    for p in peer.drain(seconds):
+        if p.control or len(p.body) < 8:
+            continue
+        b = p.body[2:] if p.body[:2] == b"\xff\x03" else p.body
+        out.append(((b[0] << 8) | b[1], b[2], b[3]))
+    return out
+
+
+def test_lns_takes_proxy_lcp_and_pap_from_the_lac(tmp_path):
+    """RFC 2661 4.4.5 end to end: a LAC that already ran LCP and PAP with the user
+    sends them in its ICCN. With allow_ppp_proxy the LNS checks alice's proxied
+    password, answers her Authenticate-Request (PAP Ack, the LAC's Identifier 9)
+    and goes straight to IPCP; without it, PPP starts over with LCP."""
+    _need_root()
+    import scripted_peer as sp
+    sock = str(tmp_path / "lns.sock")
+    (tmp_path / "chap-secrets").write_text("alice * secret\n")
+    with Net() as net:
+        net.start(net.lns, "10.201.0.2", sock, str(tmp_path / "lns.log"))
+        call(sock, "ippool.create", pool_name="p", first_addr="10.202.0.10", num_addrs=4)
+        call(sock, "ppp_profile.modify", profile_name="default", local_ipaddr="10.202.0.1",
+             ip_pool_name="p", auth_peer=True, auth_pap=True, auth_chap=False,
+             secrets_file=str(tmp_path / "chap-secrets"))
+        for allow in (True, False):
+            call(sock, "tunnel_profile.modify", profile_name="default", allow_ppp_proxy=allow)
+            peer = _in_netns(net.lns, lambda: sp.ScriptedPeer("10.201.0.2",
+                                                              ("10.201.0.2", 1701)))
+            try:
+                peer.establish()
+                peer.icrq()
+                dsid = peer.expect(sp.ICRP).get(sp.ASSIGNED_SESSION_ID)
+                peer.iccn(dsid, extra=[
+                    # Auth-Protocol PAP and Magic-Number, as the LAC asked them
+                    (sp.LAST_SENT_LCP_CONFREQ, bytes.fromhex("0304c023050611223344")),
+                    (sp.LAST_RECEIVED_LCP_CONFREQ, bytes.fromhex("050655667788")),
+                    (sp.PROXY_AUTHEN_TYPE, 3), (sp.PROXY_AUTHEN_NAME, "alice"),
+                    (sp.PROXY_AUTHEN_ID, 9), (sp.PROXY_AUTHEN_RESPONSE, b"secret")])
+                frames = _ppp_frames(peer, 1.5)
+                if allow:
+                    # PAP Authenticate-Ack (c023, code 2) with the LAC's id, then an
+                    # IPCP Configure-Request (8021, code 1); no LCP request at all.
+                    assert frames[:2] == [(0xC023, 2, 9), (0x8021, 1, frames[1][2])], frames
+                    assert not [f for f in frames if f[0] == 0xC021 and f[1] == 1], frames
+                else:
+                    assert frames and frames[0][:2] == (0xC021, 1), frames   # LCP afresh
+            finally:
+                peer.close()

@@ -2,132 +2,27 @@
 batch and output bounds, strict JSON in and out, bounded integers.
 
 Most tests run rpc_unix's RpcServer in-process with a fake dispatcher, driven by a small
-selector loop in a thread (as in test_rpc_unix), and check the server's own state and
-counters through `loop.call` (run in the loop thread). One runs a real l2tpd and l2tpctl.
-Abusive clients that must reconnect at once run as a separate process (`ABUSER`), ended
-by its PID. Every wait is bounded: socket timeouts, Event.wait, joins, and `wait_until`.
+selector loop in a thread (rpc_harness's Loop, as in test_rpc_unix), and check the
+server's own state and counters through `loop.call` (run in the loop thread). One runs a
+real l2tpd and l2tpctl. Abusive clients that must reconnect at once run as a separate
+process (`ABUSER`), ended by its PID. Every wait is bounded by WAIT: socket timeouts,
+Event.wait, joins, and `wait_until`. Raw parses every line it reads as strict JSON.
 """
 import json
 import os
-import selectors
 import signal
-import socket
 import subprocess
 import sys
 import threading
-import time
 
 import pytest
 
 import rpc_unix
 from daemon_util import L2tpd, free_udp_port
+from rpc_harness import WAIT, Raw, Servers, req
 from rpc_unix import RpcClient, RpcError, RpcServer
 
-WAIT = 10.0  # seconds: the bound on every wait for something that should happen soon
 BIG = 45000  # bytes: about one rpc.describe reply
-
-
-def strict_loads(data):
-    """json.loads as strict parsers (jq, Go, JavaScript) read: no NaN or Infinity."""
-    def refuse(name):
-        raise ValueError(f"not strict JSON: {name}")
-
-    return json.loads(data, parse_constant=refuse)
-
-
-class Loop:
-    """The daemon's loop in miniature: one thread, fds[fileno] = obj, the server's timers."""
-
-    def __init__(self):
-        self.sel = selectors.DefaultSelector()
-        self.fds = {}
-        self.server = None
-        self.log = []
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
-        self.sel.register(self._wake_r, selectors.EVENT_READ)
-        self._jobs = []
-        self._lock = threading.Lock()
-        self._stop = False
-        self.thread = None
-
-    def watch(self, fd, obj, events):
-        if not events:
-            self.sel.unregister(fd)
-            del self.fds[fd]
-        elif fd in self.fds:
-            self.sel.modify(fd, events)
-            self.fds[fd] = obj
-        else:
-            self.sel.register(fd, events)
-            self.fds[fd] = obj
-
-    @staticmethod
-    def now():
-        return int(time.monotonic() * 1000)
-
-    def run(self):
-        while not self._stop:
-            d = self.server.next_deadline()
-            timeout = max(0, d - self.now()) / 1000 if d is not None else None
-            for key, ev in self.sel.select(timeout):
-                if key.fd == self._wake_r:
-                    os.read(self._wake_r, 512)
-                    continue
-                obj = self.fds.get(key.fd)
-                if obj is not None and ev & selectors.EVENT_READ:
-                    obj.on_readable(self.now())
-                obj = self.fds.get(key.fd)
-                if obj is not None and ev & selectors.EVENT_WRITE:
-                    obj.on_writable(self.now())
-            self.server.on_timer(self.now())
-            with self._lock:
-                jobs, self._jobs = self._jobs, []
-            for job in jobs:
-                job()
-
-    def call(self, fn):
-        """Run fn in the loop thread (the server is not thread-safe); return its result."""
-        done = threading.Event()
-        box = {}
-
-        def job():
-            try:
-                box["r"] = fn()
-            except BaseException as e:
-                box["e"] = e
-            finally:
-                done.set()
-
-        with self._lock:
-            self._jobs.append(job)
-        os.write(self._wake_w, b"x")
-        assert done.wait(WAIT)
-        if "e" in box:
-            raise box["e"]
-        return box["r"]
-
-    def wait_until(self, fn, what):
-        """Poll fn (run in the loop thread) until truthy; fail after WAIT seconds."""
-        deadline = time.monotonic() + WAIT
-        while True:
-            got = self.call(fn)
-            if got:
-                return got
-            assert time.monotonic() < deadline, f"timed out waiting for {what} ({got!r})"
-            time.sleep(0.005)
-
-    def stop(self):
-        if self.thread is not None:
-            self._stop = True
-            os.write(self._wake_w, b"x")
-            self.thread.join(WAIT)
-            assert not self.thread.is_alive()
-        if self.server is not None:
-            self.server.close()
-        self.sel.close()
-        os.close(self._wake_r)
-        os.close(self._wake_w)
 
 
 class Fake:
@@ -165,78 +60,14 @@ class Fake:
 def serve(tmp_path):
     """serve(handler=None, **server_kwargs) -> (loop, server, path, fake): the server runs
     `handler`, else the Fake; everything is stopped afterwards."""
-    loops = []
+    servers = Servers(tmp_path)
 
     def start(handler=None, **kw):
-        loop = Loop()
-        loops.append(loop)
         fake = Fake()
-        path = str(tmp_path / f"l2tpd{len(loops)}.sock")
-        kw.setdefault("log", loop.log.append)
-        loop.server = RpcServer(path, handler or fake, loop.watch, **kw)
-        loop.thread = threading.Thread(target=loop.run, daemon=True)
-        loop.thread.start()
-        return loop, loop.server, path, fake
+        return (*servers.start(handler or fake, **kw), fake)
 
     yield start
-    for loop in loops:
-        loop.stop()
-
-
-class Raw:
-    """A bare client socket, for what RpcClient would never do."""
-
-    def __init__(self, path):
-        deadline = time.monotonic() + WAIT
-        while True:
-            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            self.sock.settimeout(WAIT)
-            try:
-                self.sock.connect(path)
-                break
-            except BlockingIOError:  # the listen queue is full: the server accepts soon
-                self.sock.close()
-                assert time.monotonic() < deadline, "listen queue full for too long"
-                time.sleep(0.005)
-        self.buf = b""
-
-    def send(self, data):
-        self.sock.sendall(data)
-
-    def lines(self, n):
-        """The next n lines, parsed strictly (waits up to WAIT per read)."""
-        while self.buf.count(b"\n") < n:
-            data = self.sock.recv(1 << 20)
-            assert data, "connection closed while waiting for a line"
-            self.buf += data
-        parts = self.buf.split(b"\n", n)
-        self.buf = parts[n]
-        return [strict_loads(p) for p in parts[:n]]
-
-    def ask(self, data):
-        self.send(data)
-        return self.lines(1)[0]
-
-    def notice(self):
-        """What the server sent and closed with, without waiting (None: still open)."""
-        self.sock.setblocking(False)
-        try:
-            data = self.sock.recv(65536)
-        except BlockingIOError:
-            return None
-        finally:
-            self.sock.settimeout(WAIT)
-        return strict_loads(data.split(b"\n")[0]) if data else "eof"
-
-    def close(self):
-        self.sock.close()
-
-
-def req(method, params=None, rid=1):
-    msg = {"jsonrpc": "2.0", "id": rid, "method": method}
-    if params is not None:
-        msg["params"] = params
-    return json.dumps(msg).encode() + b"\n"
+    servers.stop()
 
 
 def code_of(reply):

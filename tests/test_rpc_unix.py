@@ -1,10 +1,10 @@
 """rpc_unix.py: framing, dispatch, errors, idle and output bounds, socket permissions,
 the client, the command grammar and parameter coercion.
 
-Most tests run a real RpcServer on a socket in tmp_path, driven by `Loop`, a small
-selector loop in a thread written the way the module doc tells the daemon to (watch ->
-selector + fds dict, next_deadline/on_timer). A few step the server by hand with a
-virtual clock, or give the Loop one (`Loop(clock=0)`, moved by `set_clock`), and the
+Most tests run a real RpcServer on a socket in tmp_path, driven by rpc_harness's `Loop`,
+a small selector loop in a thread written the way the module doc tells the daemon to
+(watch -> selector + fds dict, next_deadline/on_timer). A few step the server by hand with
+a virtual clock, or give the Loop one (`Loop(clock=0)`, moved by `set_clock`), and the
 client's timeout is checked against a virtual clock and a scripted socket. No test
 measures elapsed wall time; every wait is bounded (socket timeouts, Event.wait, join
 timeouts).
@@ -12,127 +12,23 @@ timeouts).
 import errno
 import json
 import os
-import selectors
 import socket
 import stat
 import tempfile
 import threading
-import time
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 import rpc_unix
+from rpc_harness import Loop as Loop  # re-exported: test_l2tpctl imports Loop, WAIT from here
+from rpc_harness import Raw, Servers, req
 from rpc_unix import ConfigError, RpcClient, RpcConnectionError, RpcError, RpcServer
 
-WAIT = 5.0  # seconds: the bound on every wait for something that should happen at once
-
-
-class Loop:
-    """The daemon's loop in miniature: one thread, fds[fileno] = obj, timers from servers.
-
-    `clock`: None for the machine's monotonic clock; an int (ms) for a virtual clock that
-    stands still until `set_clock` moves it, so idle deadlines pass exactly when a test
-    says, however slow the machine."""
-
-    def __init__(self, clock=None):
-        self.clock = clock
-        self.sel = selectors.DefaultSelector()
-        self.fds = {}
-        self.servers = []
-        self.log = []
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
-        self.sel.register(self._wake_r, selectors.EVENT_READ)
-        self._jobs = []
-        self._lock = threading.Lock()
-        self._stop = False
-        self.thread = None
-
-    def watch(self, fd, obj, events):
-        if not events:
-            self.sel.unregister(fd)
-            del self.fds[fd]
-        elif fd in self.fds:
-            self.sel.modify(fd, events)
-            self.fds[fd] = obj
-        else:
-            self.sel.register(fd, events)
-            self.fds[fd] = obj
-
-    def now(self):
-        if self.clock is not None:
-            return self.clock
-        return int(time.monotonic() * 1000)
-
-    def set_clock(self, ms):
-        """Virtual clock: move it to `ms` and run every server's timers at that instant,
-        in the loop thread; returns once they ran."""
-        assert self.clock is not None and ms >= self.clock
-
-        def job():
-            self.clock = ms
-            for s in self.servers:
-                s.on_timer(ms)
-        self.call(job)
-
-    def run(self):
-        while not self._stop:
-            deadlines = [d for d in (s.next_deadline() for s in self.servers) if d is not None]
-            timeout = max(0, min(deadlines) - self.now()) / 1000 if deadlines else None
-            for key, ev in self.sel.select(timeout):
-                if key.fd == self._wake_r:
-                    os.read(self._wake_r, 512)
-                    continue
-                obj = self.fds.get(key.fd)
-                if obj is not None and ev & selectors.EVENT_READ:
-                    obj.on_readable(self.now())
-                if obj is not None and ev & selectors.EVENT_WRITE:
-                    obj.on_writable(self.now())
-            for s in self.servers:
-                s.on_timer(self.now())
-            with self._lock:
-                jobs, self._jobs = self._jobs, []
-            for job in jobs:
-                job()
-
-    def call(self, fn):
-        """Run fn in the loop thread (the server is not thread-safe) and return its result."""
-        done = threading.Event()
-        box = {}
-
-        def job():
-            try:
-                box["r"] = fn()
-            except BaseException as e:
-                box["e"] = e
-            finally:
-                done.set()
-
-        with self._lock:
-            self._jobs.append(job)
-        os.write(self._wake_w, b"x")
-        assert done.wait(WAIT)
-        if "e" in box:
-            raise box["e"]
-        return box["r"]
-
-    def start(self):
-        self.thread = threading.Thread(target=self.run, daemon=True)
-        self.thread.start()
-
-    def stop(self):
-        if self.thread is not None:
-            self._stop = True
-            os.write(self._wake_w, b"x")
-            self.thread.join(WAIT)
-            assert not self.thread.is_alive()
-        for s in self.servers:
-            s.close()
-        self.sel.close()
-        os.close(self._wake_r)
-        os.close(self._wake_w)
+# seconds: the bound on this module's own waits for something that should happen at once
+# (rpc_harness's Loop and Raw use rpc_harness.WAIT, the larger)
+WAIT = 5.0
 
 
 def stub(method, params, conn):
@@ -164,77 +60,16 @@ def stub(method, params, conn):
 
 @pytest.fixture
 def serve(tmp_path):
-    """serve(clock=None, **server_kwargs) -> (loop, server, path); everything is stopped
-    afterwards. clock=0 gives the loop a virtual clock starting at 0 ms (Loop.set_clock)."""
-    loops = []
+    """serve(handler=stub, clock=None, **server_kwargs) -> (loop, server, path); everything
+    is stopped afterwards. clock=0 gives the loop a virtual clock starting at 0 ms
+    (Loop.set_clock)."""
+    servers = Servers(tmp_path)
 
     def start(handler=stub, clock=None, **kw):
-        loop = Loop(clock)
-        loops.append(loop)
-        path = str(tmp_path / f"l2tpd{len(loops)}.sock")
-        kw.setdefault("log", loop.log.append)
-        server = RpcServer(path, handler, loop.watch, **kw)
-        loop.servers.append(server)
-        loop.start()
-        return loop, server, path
+        return servers.start(handler, clock=clock, **kw)
 
     yield start
-    for loop in loops:
-        loop.stop()
-
-
-class Raw:
-    """A bare socket speaking lines, for the inputs RpcClient would never send."""
-
-    def __init__(self, path):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(WAIT)
-        self.sock.connect(path)
-        self.buf = b""
-
-    def send(self, data):
-        self.sock.sendall(data)
-
-    def line(self):
-        while b"\n" not in self.buf:
-            data = self.sock.recv(65536)
-            assert data, "connection closed while waiting for a line"
-            self.buf += data
-        line, _, self.buf = self.buf.partition(b"\n")
-        return json.loads(line)
-
-    def ask(self, data):
-        self.send(data)
-        return self.line()
-
-    def closed(self):
-        """True once the server closes (waits up to WAIT); replies before EOF are dropped."""
-        while True:
-            data = self.sock.recv(65536)
-            if not data:
-                return True
-
-    def quiet(self):
-        """True if the server has neither sent anything nor closed: checked without
-        waiting (what has arrived by now is what the server did before now)."""
-        self.sock.setblocking(False)
-        try:
-            self.sock.recv(65536, socket.MSG_PEEK)
-            return False  # data, or b"" for a close
-        except BlockingIOError:
-            return True
-        finally:
-            self.sock.settimeout(WAIT)
-
-    def close(self):
-        self.sock.close()
-
-
-def req(method, params=None, rid=1):
-    msg = {"jsonrpc": "2.0", "id": rid, "method": method}
-    if params is not None:
-        msg["params"] = params
-    return json.dumps(msg).encode() + b"\n"
+    servers.stop()
 
 
 def error_of(reply):

@@ -437,7 +437,7 @@ _TUNNEL_KEYS = dict((
 ))
 
 
-_MAX_CALLS = 0xFFFE
+_MAX_CALLS = 0xFFFF
 
 
 def _check_params(params):
@@ -747,6 +747,15 @@ class Tunnel(_Machine):
     def _peer_call(self, now, msg, why):
         """ICRQ or OCRQ: a call the peer places gets a session in idle."""
         kind = "lnic" if msg.type == avp.ICRQ else "laoc"
+        if len(self.sessions) >= _MAX_CALLS:
+            # Every session id is taken: refuse without one (Assigned Session ID 0,
+            # we assigned none), to the peer's id, rather than stay silent.
+            psid = msg.get(avp.ASSIGNED_SESSION_ID) or 0
+            why = (avp.CDN_NO_RESOURCES_TEMP, avp.ERR_NO_RESOURCES,
+                   f"all {_MAX_CALLS} session ids of this tunnel are in use")
+            self._send(now, avp.CDN, ((avp.RESULT_CODE, why), (avp.ASSIGNED_SESSION_ID, 0)),
+                       psid)
+            return [("error", self.tunnel_id, f"{msg.name} refused: {why[2]}")]
         s = Session(self, new_id(self.rng, self.sessions), kind)
         self.sessions[s.session_id] = s
         s.half = True
@@ -1067,8 +1076,6 @@ class Session(_Machine):
 
     def _check_call(self, msg):
         t = self.tunnel
-        # At most 65534 calls: one id always stays free, so that a call over the
-        # limit can still be answered with a CDN instead of silence.
         m = min(t.config.max_sessions or _MAX_CALLS, _MAX_CALLS)
         if len(t.sessions) > m:  # this call is already counted
             # Temporary: calls come and go; the peer may retry or try another LNS.

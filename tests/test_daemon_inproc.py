@@ -190,7 +190,7 @@ def test_icrq_flood_gets_cdn_4_past_the_half_open_limit(tmp_path):
 
 
 def test_a_full_tunnel_answers_the_next_icrq_with_cdn_not_a_traceback():
-    # 65,534 calls the peer completed; the next ICRQ still gets CDN 4 (one id stays free).
+    # 65,535 calls: every session id taken; the next ICRQ still gets CDN 4, not silence.
     rng_state = [7]
 
     def rng(n):
@@ -212,10 +212,10 @@ def test_a_full_tunnel_answers_the_next_icrq_with_cdn_not_a_traceback():
     feed(avp.SCCCN, [])
     assert t.state == "established"
     t.datagrams_to_send(0)
-    for psid in range(1, 0xFFFF):
+    for psid in range(1, 0x10000):
         feed(avp.ICRQ, [(avp.ASSIGNED_SESSION_ID, psid), (avp.CALL_SERIAL_NUMBER, psid)])
         t.datagrams_to_send(0)
-    assert len(t.sessions) == 0xFFFE
+    assert len(t.sessions) == 0xFFFF
     acts = feed(avp.ICRQ, [(avp.ASSIGNED_SESSION_ID, 1), (avp.CALL_SERIAL_NUMBER, 1)])
     assert [a[0] for a in acts] == ["error"]          # counted and logged, nothing raised
     bodies = []
@@ -225,7 +225,8 @@ def test_a_full_tunnel_answers_the_next_icrq_with_cdn_not_a_traceback():
             bodies.append(avp.decode_message(d[h.payload_offset:h.length]))
     assert [m.type for m in bodies] == [avp.CDN]
     assert bodies[0].get(avp.RESULT_CODE)[:2] == (4, 4)   # RFC 2661 4.4.2
-    assert len(t.sessions) == 0xFFFE
+    assert bodies[0].get(avp.ASSIGNED_SESSION_ID) == 0    # we assigned none
+    assert len(t.sessions) == 0xFFFF
 
 
 def test_send_queue_is_bounded_against_a_peer_that_never_acks(tmp_path):

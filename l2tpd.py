@@ -2211,6 +2211,14 @@ class Daemon:
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)
+            try:   # the rename itself survives a crash once its directory is synced
+                dfd = os.open(os.path.dirname(path) or ".", os.O_RDONLY)
+                try:
+                    os.fsync(dfd)
+                finally:
+                    os.close(dfd)
+            except OSError:
+                pass   # some filesystems cannot fsync a directory; the file is whole
         except (OSError, ValueError, UnicodeError) as e:
             try:
                 os.unlink(tmp)

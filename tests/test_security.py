@@ -133,3 +133,16 @@ def test_a_second_daemon_on_the_same_address_and_port_refuses_to_start(daemon, t
                        capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
     assert r.returncode == 1 and "address in use" in r.stderr
     assert daemon.call("system.get")["udp_port"] == daemon.port   # the first one lives on
+
+
+def test_a_failed_save_leaves_the_previous_file_whole(daemon):
+    d = daemon
+    d.call("config.save", {"file": "keep.conf"})
+    before = (d.confdir / "keep.conf").read_bytes()
+    # The daemon writes a temporary file beside the target, then renames it: make
+    # that temporary name impossible to create (a directory) and the save fails.
+    (d.confdir / f"keep.conf.tmp.{d.proc.pid}").mkdir()
+    d.call("tunnel_profile.modify", {"profile_name": "default", "hello_timeout": 33})
+    e = _error(d, "config.save", {"file": "keep.conf"})
+    assert e.code == rpc_unix.ERR_CONFIG_FILE and e.data["param"] == "file"
+    assert (d.confdir / "keep.conf").read_bytes() == before

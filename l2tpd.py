@@ -390,7 +390,7 @@ class TunnelRec:
     __slots__ = ("tid", "t", "params", "peer", "local", "created_by_admin", "create_time",
                  "name", "create_keys", "sessions", "session_names", "restore", "deleted",
                  "scheduled", "peer_key", "persist_attempts", "was_up", "down_reason",
-                 "idle_since", "idle_timer")
+                 "idle_since", "idle_timer", "replaces")
 
     def __init__(self, tid, t, params, peer, local, created_by_admin, now):
         self.tid = tid
@@ -413,6 +413,8 @@ class TunnelRec:
         self.down_reason = None
         self.idle_since = now
         self.idle_timer = None        # the pending idle_timeout check, if any
+        self.replaces = None          # (tid, create_time) of the tunnel a restarted peer
+        #                               left behind: cleared once this one is up
 
 
 class SessionRec:
@@ -493,8 +495,11 @@ class Daemon:
         self.persist_pending = {}  # name -> a persistent tunnel waiting to be re-created
         self.closing = set()     # tids down and lingering (RFC 2661 5.7)
         self.up = set()          # tids established and not yet down
-        self.half_open = {}      # tid -> seq: peers' tunnels waiting for their SCCCN
-        self._ho_heap = []       # (seq, tid), oldest first; lazily cleaned
+        self.half_open = {}      # tid -> (seq, ip): peers' tunnels waiting for their SCCCN
+        self._ho_addr = {}       # ip -> heap of (seq, tid), oldest first; lazily cleaned
+        self._ho_count = {}      # ip -> how many of half_open are from it
+        self._evicted = 0        # evictions not yet logged (_evict_log)
+        self._evict_logged = -1000
         self._local_ips = {}     # packed address -> its text, one string per address
         self.pools = {}          # name -> ppp.IpPool
         self._secrets = {}       # path -> (mtime, entries)
@@ -777,6 +782,7 @@ class Daemon:
                     avp.ASSIGNED_TUNNEL_ID)
             except avp.L2TPError:
                 ptid = None   # the fsm answers what it cannot read
+        old = None
         if ptid is not None:
             old = self.tunnels.get(self.by_peer.get((addr[0], addr[1], ptid)))
             if old is not None:
@@ -786,8 +792,15 @@ class Daemon:
                     self._feed(old, data, h, now)
                     return
                 # Past that point the peer has no reason to repeat its SCCRQ: it
-                # restarted (or redials) with the same Assigned Tunnel ID.
-                self._peer_restarted(old, ptid, now)
+                # restarted (or redials) with the same Assigned Tunnel ID. A tunnel
+                # already down goes now; an established one when the new control
+                # connection is up (authenticated, if the profile says so), so one
+                # forged SCCRQ cannot clear a tunnel and its sessions.
+                if old.t.state in ("closing", "closed"):
+                    self._peer_restarted(old, ptid, now)
+                    old = None
+                elif self.by_peer.get(old.peer_key) == old.tid:
+                    del self.by_peer[old.peer_key]   # SCCRQs now reach the new one
         params = Params(base, {"peer_profile_name": peer_prof, "profile_name": tprof})
         if self.opening.get(addr[0]) and self._tie_break(tie, addr, now) == "drop":
             return
@@ -800,6 +813,8 @@ class Daemon:
         if ptid is not None:
             rec.peer_key = (addr[0], addr[1], ptid)
             self.by_peer[rec.peer_key] = rec.tid
+        if old is not None:
+            rec.replaces = (old.tid, old.create_time)
         self.event("tunnel_created", rec)
         self._feed(rec, data, h, now)
         if rec.t.state == "wait-ctl-conn":
@@ -811,27 +826,56 @@ class Daemon:
             self.forget_tunnel(rec, now)
 
     def _half_open_add(self, rec, now):
-        """Count a peer's tunnel that waits for its SCCCN; past max_half_open_tunnels
-        the oldest such tunnel is cleared (StopCCN 2/4, no linger), so SCCRQs that
-        never complete cannot keep out a peer that does (issue 11, fault 6)."""
+        """Count a peer's tunnel that waits for its SCCCN. Past max_half_open_tunnels
+        one is dropped (StopCCN 2/4 sent once, no linger): the oldest of the address
+        that holds the most, so a flood from one host (however many ports) pushes out
+        its own tunnels before another peer's (issue 11, fault 6). A flood from many
+        addresses faster than max_half_open_tunnels per round trip can still push
+        out a slow peer: that is the limit's price for bounded memory."""
         self.seq += 1
-        self.half_open[rec.tid] = self.seq
-        heapq.heappush(self._ho_heap, (self.seq, rec.tid))
+        ip = rec.peer[0]
+        self.half_open[rec.tid] = (self.seq, ip)
+        heapq.heappush(self._ho_addr.setdefault(ip, []), (self.seq, rec.tid))
+        self._ho_count[ip] = self._ho_count.get(ip, 0) + 1
         limit = self.system["max_half_open_tunnels"]
-        while len(self.half_open) > limit and self._ho_heap:
-            seq, tid = heapq.heappop(self._ho_heap)
-            if self.half_open.get(tid) != seq:
+        while len(self.half_open) > limit:
+            ip = max(self._ho_count, key=self._ho_count.get)
+            heap = self._ho_addr[ip]
+            seq, tid = heapq.heappop(heap)
+            if self.half_open.get(tid, (None,))[0] != seq:
                 continue   # already up or gone
             old = self.tunnels[tid]
-            del self.half_open[tid]
+            self._half_open_done(old)
             self.counters["half_open_tunnel_evictions"] += 1
-            self.log.warning(f"tunnel {tid}: peer {old.peer[0]}:{old.peer[1]} evicted: "
-                             f"{limit} tunnels are being set up (max_half_open_tunnels)")
+            self._evict_log(old, limit, now)
             self.apply(old, old.t.drop(now, avp.STOPCCN_ERROR, avp.ERR_NO_RESOURCES,
                                        "too many tunnels being set up"), now)
-        if len(self._ho_heap) > 2 * limit + 64:   # drop the lazily deleted entries
-            self._ho_heap = [(q, t) for q, t in self._ho_heap if self.half_open.get(t) == q]
-            heapq.heapify(self._ho_heap)
+
+    def _half_open_done(self, rec):
+        """rec no longer waits for its SCCCN (up, down, dropped or forgotten)."""
+        entry = self.half_open.pop(rec.tid, None)
+        if entry is None:
+            return
+        ip = entry[1]
+        n = self._ho_count[ip] - 1
+        heap = self._ho_addr[ip]
+        if n == 0:
+            del self._ho_count[ip], self._ho_addr[ip]
+            return
+        self._ho_count[ip] = n
+        if len(heap) > 2 * n + 64:   # drop the entries of tunnels no longer half-open
+            heap[:] = [(q, t) for q, t in heap if self.half_open.get(t, (None,))[0] == q]
+            heapq.heapify(heap)
+
+    def _evict_log(self, rec, limit, now):
+        """One warning per second at most, however fast a flood evicts."""
+        self._evicted += 1
+        if now - self._evict_logged >= 1000:
+            self.log.warning(f"{self._evicted} tunnel(s) being set up dropped, the last "
+                             f"from {rec.peer[0]}:{rec.peer[1]}: {limit} were being set up "
+                             "(max_half_open_tunnels)")
+            self._evicted = 0
+            self._evict_logged = now
 
     def _peer_restarted(self, rec, ptid, now):
         """A new SCCRQ from the (address, port, Assigned Tunnel ID) of a tunnel that is
@@ -849,6 +893,15 @@ class Daemon:
         rec.peer_key = None
         self.dirty.add(rec.tid)
         self.apply(rec, rec.t.abandon(now, reason), now)
+
+    def _replace_stale(self, rec, now):
+        """The new control connection of a restarted peer is up: the tunnel it left
+        behind (still established on our side) is cleared now."""
+        old_tid, born = rec.replaces
+        rec.replaces = None
+        old = self.tunnels.get(old_tid)
+        if old is not None and old.create_time == born and old.t.state != "closed":
+            self._peer_restarted(old, rec.t.peer_tunnel_id, now)
 
     def _zero_tid_tunnel(self, addr):
         """The accept_zero_tunnel_id quirk (some D-Link LACs send their SCCCN to
@@ -972,7 +1025,9 @@ class Daemon:
         maxt = self.system["max_tunnels"]
         # A peer's SCCRQ over the limit still gets a tunnel object, so that its
         # policy check can answer with StopCCN (accept_tunnel) instead of silence.
-        if by_admin and maxt and self.active_tunnels() >= maxt:
+        # Peers' half-open tunnels have their own limit (max_half_open_tunnels): an
+        # SCCRQ flood must not keep the administrator from creating tunnels either.
+        if by_admin and maxt and self.active_tunnels() - len(self.half_open) >= maxt:
             self.counters["too_many_tunnels"] += 1
             raise RpcError(rpc_unix.ERR_TUNNEL_LIMIT_EXCEEDED,
                            f"max_tunnels: the limit of {maxt} tunnels is reached")
@@ -1068,7 +1123,7 @@ class Daemon:
             handler(self, rec, a, now)
 
     def _act_tunnel_up(self, rec, a, now):
-        self.half_open.pop(rec.tid, None)
+        self._half_open_done(rec)
         maxt = self.system["max_tunnels"]
         if not rec.created_by_admin and maxt and len(self.up) >= maxt:
             # Others completed first while this one was half-open: max_tunnels holds.
@@ -1077,6 +1132,8 @@ class Daemon:
                                         f"the limit of {maxt} tunnels is reached"), now)
             return
         self.up.add(rec.tid)
+        if rec.replaces is not None:
+            self._replace_stale(rec, now)
         rec.was_up = True
         rec.persist_attempts = 0
         rec.down_reason = None
@@ -1130,7 +1187,7 @@ class Daemon:
 
     def _act_tunnel_down(self, rec, a, now):
         self.up.discard(rec.tid)
-        self.half_open.pop(rec.tid, None)
+        self._half_open_done(rec)
         rec.down_reason = a[2]
         self.closing.add(rec.tid)
         self._not_opening(rec)
@@ -1271,7 +1328,7 @@ class Daemon:
         del self.tunnels[rec.tid]
         self.closing.discard(rec.tid)
         self.up.discard(rec.tid)
-        self.half_open.pop(rec.tid, None)
+        self._half_open_done(rec)
         self._not_opening(rec)
         self._zero_tid_done(rec)
         if rec.peer_key and self.by_peer.get(rec.peer_key) == rec.tid:

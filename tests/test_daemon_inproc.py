@@ -297,3 +297,49 @@ def test_refused_sccrqs_keep_no_state(tmp_path):
     assert [x[2] for x in out] == ["StopCCN"] * 100
     assert all(x[3][avp.RESULT_CODE][:2] == (2, 4) for x in out)   # RFC 2661 4.4.2
     assert len(b.d.tunnels) == 1                         # only the established one
+
+
+def test_a_forged_sccrq_alone_does_not_clear_an_established_tunnel(tmp_path):
+    # Anyone can send an SCCRQ from the peer's address, port and tunnel id (Windows
+    # uses 1): the old tunnel goes only once the new control connection is up.
+    b = Box(tmp_path)
+    old = b.establish(ptid=1)
+    b.icrq(old, 5)
+    b.take()
+    b.ns = b.nr = 0
+    b.send(avp.SCCRQ, [(avp.PROTOCOL_VERSION, (1, 0)), (avp.HOST_NAME, "forger"),
+                       (avp.FRAMING_CAPABILITIES, 3), (avp.ASSIGNED_TUNNEL_ID, 1)])
+    new = [x for x in b.take() if x[2] == "SCCRP"][0][3][avp.ASSIGNED_TUNNEL_ID]
+    assert b.d.tunnels[old].t.state == "established" and b.d.num_sessions == 1
+    assert b.d.counters["peer_restarts"] == 0
+    b.send(avp.SCCCN, [], new)                     # the real peer completes it
+    assert list(b.d.tunnels) == [new] and b.d.num_sessions == 0
+    assert b.d.counters["peer_restarts"] == 1
+
+
+def test_a_flood_from_one_host_evicts_its_own_tunnels_not_a_slow_peers(tmp_path):
+    b = Box(tmp_path)
+    b.rpc("system.modify", max_half_open_tunnels=10)
+    slow = ("127.0.0.8", 1701)
+    b.send(avp.SCCRQ, [(avp.PROTOCOL_VERSION, (1, 0)), (avp.HOST_NAME, "slow"),
+                       (avp.FRAMING_CAPABILITIES, 3), (avp.ASSIGNED_TUNNEL_ID, 5)],
+           addr=slow, ns=0)
+    tid = [avp.decode_message(d[12:]).get(avp.ASSIGNED_TUNNEL_ID)
+           for peer, d in b.sent if peer == slow][0]
+    b.sent = []
+    for port in range(20000, 20100):      # 100 SCCRQs from one other host
+        _sccrq(b, port)
+    assert b.d.counters["half_open_tunnel_evictions"] == 91
+    body = avp.encode_message(avp.SCCCN, [])
+    b.feed(avp.push_control(tid, 0, 1, 1, body), slow)    # the slow peer's SCCCN
+    assert b.d.tunnels[tid].t.state == "established"
+
+
+def test_a_flood_of_half_open_tunnels_does_not_block_tunnel_create(tmp_path):
+    b = Box(tmp_path)
+    b.rpc("system.modify", max_tunnels=2)
+    for port in range(20000, 20050):
+        _sccrq(b, port)
+    assert len(b.d.half_open) == 50 - b.d.counters["half_open_tunnel_evictions"] > 2
+    r = b.rpc("tunnel.create", dest_ipaddr="127.0.0.7", tunnel_name="mine")
+    assert r is not None and "mine" in b.d.tunnel_names

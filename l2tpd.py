@@ -578,7 +578,19 @@ class Daemon:
             return None
         cached = self._secrets.get(path)
         if cached is None or cached[0] != mtime:
-            cached = (mtime, ppp.read_secrets(path, self.log.warning))
+            try:
+                data = _read_regular(path, SECRETS_MAX)
+                if len(data) > SECRETS_MAX:
+                    raise ValueError(f"larger than {SECRETS_MAX} bytes")
+                entries = ppp.parse_secrets(data.decode("utf-8", "replace"), path,
+                                            self.log.warning)
+            except _NotRegular:
+                self.log.warning(f"secrets file {path}: not a regular file: ignored")
+                entries = []
+            except (OSError, ValueError) as e:
+                self.log.warning(f"secrets file {path}: {getattr(e, 'strerror', None) or e}")
+                entries = []
+            cached = (mtime, entries)
             self._secrets[path] = cached
         return ppp.lookup_secret(cached[1], user)
 
@@ -1984,6 +1996,9 @@ class Daemon:
             if "\0" in p["secrets_file"] or _inside(p["secrets_file"], dirs) is None:
                 raise RpcError.param(rpc_unix.ERR_NOT_PERMITTED, "secrets_file",
                                      f"must lie in {' or '.join(dirs)}", p["secrets_file"])
+            if os.path.exists(p["secrets_file"]) and not os.path.isfile(p["secrets_file"]):
+                raise RpcError.param(rpc_unix.ERR_PARAM_BAD_VALUE, "secrets_file",
+                                     "not a regular file", p["secrets_file"])
         if kind != "tunnel":
             return
         profs = self.profiles["tunnel"]
@@ -2291,9 +2306,16 @@ class Daemon:
         try:
             n = self.apply_config_file(path)
         except rpc_unix.ConfigError as e:
-            # The file's own text is never quoted back over the socket: a line
-            # that is not a command is named by its number only.
-            reason = e.reason if getattr(e, "checked", False) else "not a valid command"
+            # The file's own text is never quoted back over the socket (a group member
+            # must not read a root-only file through our errors): the line number and
+            # the parameter only; the whole reason goes to the daemon's log.
+            if getattr(e, "checked", False):
+                reason = e.reason
+            else:
+                self.log.error(f"config restore: {e}")
+                param = getattr(e, "param", None)
+                reason = (f"{param}: not valid here" if param else "not a valid command") \
+                    + " (the daemon's log says why)"
             where = f"{path}:{e.lineno}" if e.lineno else path
             raise RpcError(rpc_unix.ERR_CONFIG_FILE, f"{where}: {reason}",
                            {"file": path, "line": e.lineno})
@@ -2333,9 +2355,7 @@ class Daemon:
                 try:
                     self._config_line(method, params, later, lineno, made)
                 except RpcError as e:
-                    err = rpc_unix.ConfigError(e.message, path, lineno)
-                    err.checked = True
-                    raise err
+                    raise _config_error(e, path, lineno)
             self._config_apply(later, path)
         except rpc_unix.ConfigError:
             self.profiles, self.system, self.pools = saved
@@ -2388,9 +2408,7 @@ class Daemon:
                 for rec, old in reversed(modified):
                     if self.tunnels.get(rec.tid) is rec:
                         self.m_tunnel_modify(dict(old, tunnel_id=rec.tid), None)
-                err = rpc_unix.ConfigError(e.message, path, lineno)
-                err.checked = True
-                raise err
+                raise _config_error(e, path, lineno)
     def _already_in_pool(self, method, p):
         pool = self.pools.get(p["pool_name"])
         if pool is None:
@@ -2665,27 +2683,36 @@ class _Reader:
         pass
 
 
-def _read_config(path):
-    """A config file's text: a regular file, bounded, UTF-8 (errors name the line).
-    Opened non-blocking, so a named pipe or a device named as a config file is
-    refused at once instead of stopping the single-threaded daemon in open()."""
-    import stat
+class _NotRegular(Exception):
+    pass
 
+
+def _read_regular(path, limit):
+    """The bytes of a regular file, at most `limit` + 1 of them (the caller tells a
+    larger file by its length). Opened non-blocking, so a named pipe or a device is
+    refused at once (_NotRegular) instead of stopping the single-threaded daemon in
+    open() or read(). Raises OSError when it cannot be read."""
+    import stat
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise _NotRegular(path)
+        return f.read(limit + 1)
+
+
+def _read_config(path):
+    """A config file's text: a regular file, bounded, UTF-8 (errors name the line
+    and never quote the file)."""
     def refuse(reason, lineno=None):
         e = rpc_unix.ConfigError(reason, path, lineno)
         e.checked = True   # says nothing of the file's content
         return e
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+        data = _read_regular(path, CONFIG_MAX)
+    except _NotRegular:
+        raise refuse("not a regular file")
     except (OSError, ValueError) as e:
         raise refuse(f"cannot read: {getattr(e, 'strerror', None) or type(e).__name__}")
-    try:
-        with os.fdopen(fd, "rb") as f:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise refuse("not a regular file")
-            data = f.read(CONFIG_MAX + 1)
-    except OSError as e:
-        raise refuse(f"cannot read: {e.strerror or type(e).__name__}")
     if len(data) > CONFIG_MAX:
         raise refuse(f"larger than {CONFIG_MAX} bytes")
     try:
@@ -2695,9 +2722,18 @@ def _read_config(path):
 
 
 CONFIG_MAX = 16 << 20
+SECRETS_MAX = 16 << 20
 DEFAULT_CONFIG_DIR = "/etc/l2tpd"
 # Where a PPP profile's secrets_file may come from, beside the config directory.
 SECRETS_DIRS = ("/etc/ppp",)
+
+
+def _config_error(e, path, lineno):
+    """The ConfigError for an RpcError met applying line `lineno` of `path`; it keeps
+    the parameter's name (config restore reports only that over the socket)."""
+    err = rpc_unix.ConfigError(e.message, path, lineno)
+    err.param = e.data.get("param") if isinstance(e.data, dict) else None
+    return err
 
 
 def _control_char(text):

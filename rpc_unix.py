@@ -354,7 +354,8 @@ class ConfigError(ValueError):
         self.reason = reason
         self.filename = filename
         self.lineno = lineno
-        super().__init__(f"{filename}:{lineno}: {reason}" if filename else reason)
+        where = f"{filename}:{lineno}" if lineno else filename
+        super().__init__(f"{where}: {reason}" if filename else reason)
 
 
 def default_socket_path(environ=None):

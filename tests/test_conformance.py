@@ -578,6 +578,23 @@ def test_ocrq_with_a_framing_type_we_do_not_offer_gets_cdn(rig):
     assert peer.messages(sp.OCRP) == []
 
 
+def test_iccn_with_a_framing_type_we_do_not_offer_gets_cdn(rig):
+    # We are the LNS with framing_caps=sync; the LAC's ICCN says async (or both).
+    rig.call("tunnel_profile.modify", {"profile_name": "default", "framing_caps": "sync"})
+    for framing in (sp.ASYNC, sp.SYNC | sp.ASYNC):
+        peer = rig.peer()
+        peer.establish()
+        sid = peer.icrq()
+        dsid = peer.expect(sp.ICRP).get(sp.ASSIGNED_SESSION_ID)
+        peer.iccn(dsid, framing_type=framing)
+        cdn = peer.expect(sp.CDN, SHORT)
+        # 4.4.3: "a peer MUST NOT request ... a Framing Type ... not advertised ...
+        # Attempts to do so will result in the call being rejected."
+        assert cdn.session_id == sid and "framing" in (cdn.result[2] or "").lower()
+        peer.stopccn()
+        peer.close()
+
+
 def test_ocrq_with_a_bearer_type_we_do_not_offer_gets_cdn(rig):
     peer = rig.peer()
     tid, rq = rig.opens(peer, bearer_caps="digital")

@@ -162,7 +162,9 @@ def test_call_errors_name_our_parameters(tmp_path):
             ({"proxy_auth_type": "pap", "proxy_auth_name": "a", "proxy_auth_id": 1},
              "proxy_auth_response", rpc_unix.ERR_PARAM_MISSING),
             ({"proxy_auth_name": "a"}, "proxy_auth_name", rpc_unix.ERR_PARAM_BAD_VALUE),
-            ({"session_type": "lnoc", "bearer_type": "analog"}, None, None)):
+            ({"session_type": "lnoc", "bearer_type": "analog"}, None, None),
+            ({"session_type": "lnoc", "proxy_auth_type": "none"}, "proxy_auth_type",
+             rpc_unix.ERR_PARAM_BAD_VALUE)):
         try:
             b.rpc("session.create", tunnel_id=tid, **params)
         except rpc_unix.RpcError as e:
@@ -176,7 +178,7 @@ def test_call_errors_name_our_parameters(tmp_path):
 def test_icrq_flood_gets_cdn_4_past_the_half_open_limit(tmp_path):
     b = Box(tmp_path)
     tid = b.establish()
-    limit = fsm.TunnelConfig().max_half_open
+    limit = 1024        # fsm.py's documented max_half_open
     out = []
     for psid in range(1, limit + 2):
         b.icrq(tid, psid)
@@ -343,3 +345,26 @@ def test_a_flood_of_half_open_tunnels_does_not_block_tunnel_create(tmp_path):
     assert len(b.d.half_open) == 50 - b.d.counters["half_open_tunnel_evictions"] > 2
     r = b.rpc("tunnel.create", dest_ipaddr="127.0.0.7", tunnel_name="mine")
     assert r is not None and "mine" in b.d.tunnel_names
+
+
+def test_a_secrets_file_that_is_a_pipe_is_refused_and_never_blocks(tmp_path):
+    import os
+    import threading
+    b = Box(tmp_path)
+    b.d.config_dir = str(tmp_path)
+    fifo = tmp_path / "chap-secrets"
+    os.mkfifo(fifo)
+    try:
+        b.rpc("ppp_profile.modify", profile_name="default", secrets_file=str(fifo))
+    except rpc_unix.RpcError as e:
+        assert e.code == rpc_unix.ERR_PARAM_BAD_VALUE and e.data["param"] == "secrets_file"
+    else:
+        raise AssertionError("a FIFO was accepted as secrets_file")
+    # Made a FIFO after it was set: a login looks it up without blocking the loop.
+    got = []
+    t = threading.Thread(target=lambda: got.append(b.d.secret_for(str(fifo), "alice")),
+                         daemon=True)
+    t.start()
+    t.join(10)
+    assert not t.is_alive(), "reading a FIFO blocked"
+    assert got == [None]

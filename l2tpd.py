@@ -811,8 +811,6 @@ class Daemon:
                 if old.t.state in ("closing", "closed"):
                     self._peer_restarted(old, ptid, now)
                     old = None
-                elif self.by_peer.get(old.peer_key) == old.tid:
-                    del self.by_peer[old.peer_key]   # SCCRQs now reach the new one
         params = Params(base, {"peer_profile_name": peer_prof, "profile_name": tprof})
         if self.opening.get(addr[0]) and self._tie_break(tie, addr, now) == "drop":
             return
@@ -830,12 +828,18 @@ class Daemon:
         self.event("tunnel_created", rec)
         self._feed(rec, data, h, now)
         if rec.t.state == "wait-ctl-conn":
-            self._half_open_add(rec, now)
-        elif rec.t.state in ("closing", "closed"):
-            # Refused at once (limits, policy, authentication): the StopCCN goes out
-            # now and no state is kept, so a flood of refused SCCRQs holds neither
-            # memory nor tunnel ids; a retransmitted SCCRQ is simply refused again.
-            self.forget_tunnel(rec, now)
+            self._half_open_add(rec, now)   # SCCRQs with its key now reach this one
+            return
+        # Refused at once (limits, policy, authentication: the StopCCN goes out now),
+        # or not taken at all (malformed, or not a first message: Ns is not 0): no
+        # state is kept, so a flood of such SCCRQs holds neither memory nor tunnel
+        # ids; a retransmitted SCCRQ is simply answered again.
+        taken = rec.t.state != "idle"
+        if not taken:
+            self.counters["bad_rcvd_frames"] += 1
+        self.forget_tunnel(rec, now, last_words=taken)
+        if old is not None and self.tunnels.get(old.tid) is old:
+            self.by_peer[old.peer_key] = old.tid   # the key is the old tunnel's again
 
     def _half_open_add(self, rec, now):
         """Count a peer's tunnel that waits for its SCCCN. Past max_half_open_tunnels
@@ -1328,12 +1332,14 @@ class Daemon:
             rec.idle_since = self.clock()
             self._arm_idle(rec)
 
-    def forget_tunnel(self, rec, now):
-        """The tunnel is gone for good (linger over): drop it from every registry."""
+    def forget_tunnel(self, rec, now, last_words=True):
+        """The tunnel is gone for good (linger over): drop it from every registry,
+        after sending what it still has to say (a final StopCCN) unless told not to
+        (an SCCRQ that was not taken gets no answer, not even an ack)."""
         if self.tunnels.get(rec.tid) is not rec:
             return
         try:
-            for d in rec.t.datagrams_to_send(now):   # last words (a final StopCCN)
+            for d in rec.t.datagrams_to_send(now) if last_words else ():
                 self.send(rec, d)
         except Exception:
             self.log.exception(f"tunnel {rec.tid}: transmit")

@@ -368,3 +368,16 @@ def test_a_secrets_file_that_is_a_pipe_is_refused_and_never_blocks(tmp_path):
     t.join(10)
     assert not t.is_alive(), "reading a FIFO blocked"
     assert got == [None]
+
+
+def test_sccrqs_that_are_not_taken_leave_no_tunnel(tmp_path):
+    b = Box(tmp_path)
+    good = avp.encode_message(avp.SCCRQ, [(avp.PROTOCOL_VERSION, (1, 0)),
+                                          (avp.HOST_NAME, "x"), (avp.FRAMING_CAPABILITIES, 3),
+                                          (avp.ASSIGNED_TUNNEL_ID, 1)])
+    for port in range(40000, 40100):
+        b.feed(avp.push_control(0, 0, 5, 0, good), ("127.0.0.9", port))   # Ns 5: not first
+        b.feed(avp.push_control(0, 0, 0, 0, good[:-3]), ("127.0.0.9", port))  # cut short
+    assert b.d.tunnels == {} and b.d.by_peer == {} and b.d.half_open == {}
+    assert b.sent == []                               # no answer, not even a ZLB
+    assert b.d.counters["bad_rcvd_frames"] >= 100

@@ -1683,9 +1683,17 @@ class Daemon:
         if not params.get("dest_ipaddr"):
             raise RpcError.param(rpc_unix.ERR_PEER_ADDRESS_MISSING, "dest_ipaddr",
                                  "a tunnel needs the peer's address")
+        a = _ip_int(params["dest_ipaddr"])
+        if a == 0 or a == 0xFFFFFFFF or 0xE0000000 <= a:
+            # 0.0.0.0 (ourselves), broadcast, multicast and class E: no L2TP peer there
+            raise RpcError.param(rpc_unix.ERR_PARAM_BAD_VALUE, "dest_ipaddr",
+                                 "not a unicast address", params["dest_ipaddr"])
         if params.get("hide_avps") and not params.get("secret"):
             raise RpcError.param(rpc_unix.ERR_TUNNEL_HIDE_AVPS_NEEDS_SECRET, "hide_avps",
                                  "hiding AVPs needs a secret", True)
+        if params.get("auth_mode") == "challenge" and not params.get("secret"):
+            raise RpcError.param(rpc_unix.ERR_PARAM_BAD_VALUE, "auth_mode",
+                                 "challenge needs a secret", "challenge")
         port = params.get("our_udp_port")
         if port is not None and port != self.port:
             raise RpcError.param(rpc_unix.ERR_NOT_SUPPORTED, "our_udp_port",
@@ -2186,11 +2194,25 @@ class Daemon:
                                  f"no IP pool named {name!r}", name)
         return pool
 
+    def _no_overlap(self, first_addr, num, pool_name):
+        """An address block never overlaps another pool's, so an address is handed
+        out once whatever pool a session uses. Raises RpcError naming first_addr."""
+        try:
+            first = ppp.ip_int(first_addr)
+        except (ppp.PPPError, ValueError):
+            return   # the pool's own check names it
+        for other in self.pools.values():
+            if other.name != pool_name and any(first < f + n and f < first + num
+                                               for f, n in other.blocks):
+                raise RpcError.param(rpc_unix.ERR_PARAM_CONFLICT, "first_addr",
+                                     f"overlaps IP pool {other.name!r}", first_addr)
+
     def _pool_call(self, fn, *args):
+        """A pool operation; its errors name first_addr (the block it is about)."""
         try:
             return fn(*args)
         except ppp.PPPError as e:
-            raise RpcError(rpc_unix.ERR_PARAM_BAD_VALUE, str(e))
+            raise RpcError.param(rpc_unix.ERR_PARAM_BAD_VALUE, "first_addr", str(e))
 
     def m_ippool_create(self, p, conn):
         name = p["pool_name"]
@@ -2200,6 +2222,8 @@ class Daemon:
         if p.get("first_addr") and not p.get("num_addrs"):
             raise RpcError.param(rpc_unix.ERR_PARAM_MISSING, "num_addrs",
                                  "first_addr needs num_addrs")
+        if p.get("first_addr"):
+            self._no_overlap(p["first_addr"], p["num_addrs"], name)
         pool = self._pool_call(ppp.IpPool, name, p.get("first_addr"), p.get("num_addrs") or 0,
                                p.get("netmask"))
         self.pools[name] = pool
@@ -2217,6 +2241,7 @@ class Daemon:
     def m_ippool_modify(self, p, conn):
         pool = self._pool(p)
         if p.get("first_addr"):
+            self._no_overlap(p["first_addr"], p.get("num_addrs") or 1, pool.name)
             self._pool_call(pool.add_block, p["first_addr"], p.get("num_addrs") or 1)
         if "netmask" in p:
             pool.netmask = p["netmask"]
@@ -2225,6 +2250,8 @@ class Daemon:
     def _pool_block(verb):
         def m(self, p, conn):
             pool = self._pool(p)
+            if verb == "add_block":
+                self._no_overlap(p["first_addr"], p.get("num_addrs") or 1, pool.name)
             self._pool_call(getattr(pool, verb), p["first_addr"], p.get("num_addrs") or 1)
             return pool.to_dict()
         m.__name__ = f"m_ippool_{verb}"

@@ -381,3 +381,32 @@ def test_sccrqs_that_are_not_taken_leave_no_tunnel(tmp_path):
     assert b.d.tunnels == {} and b.d.by_peer == {} and b.d.half_open == {}
     assert b.sent == []                               # no answer, not even a ZLB
     assert b.d.counters["bad_rcvd_frames"] >= 100
+
+
+def test_bad_addresses_and_overlapping_pools_are_refused_naming_the_parameter(tmp_path):
+    b = Box(tmp_path)
+    for dest in ("0.0.0.0", "255.255.255.255", "224.0.0.1", "240.0.0.1"):
+        try:
+            b.rpc("tunnel.create", dest_ipaddr=dest)
+        except rpc_unix.RpcError as e:
+            assert e.data["param"] == "dest_ipaddr", e.to_dict()
+        else:
+            raise AssertionError(f"tunnel to {dest} accepted")
+    b.rpc("ippool.create", pool_name="a", first_addr="10.0.0.10", num_addrs=10)
+    for call in (("ippool.create", {"pool_name": "b", "first_addr": "10.0.0.19",
+                                    "num_addrs": 5}),
+                 ("ippool.create", {"pool_name": "c", "first_addr": "255.255.255.250",
+                                    "num_addrs": 100})):
+        try:
+            b.rpc(call[0], **call[1])
+        except rpc_unix.RpcError as e:
+            assert e.data["param"] == "first_addr", e.to_dict()
+        else:
+            raise AssertionError(f"{call} accepted")
+    b.rpc("ippool.create", pool_name="d", first_addr="10.0.0.20", num_addrs=5)  # adjacent
+    try:
+        b.rpc("ippool.add_block", pool_name="d", first_addr="10.0.0.15", num_addrs=2)
+    except rpc_unix.RpcError as e:
+        assert e.code == rpc_unix.ERR_PARAM_CONFLICT and e.data["param"] == "first_addr"
+    else:
+        raise AssertionError("an overlapping block was added")

@@ -81,6 +81,10 @@ def _p(kind, default=None, help="", **kw):
     spec = {"type": kind, "help": help}
     if default is not None:
         spec["default"] = default
+    if kind == "int":
+        # Every integer has bounds (rpc_unix enforces the same default), and
+        # rpc.describe and `help` show them.
+        spec["min"], spec["max"] = rpc_unix.INT_MIN_DEFAULT, rpc_unix.INT_MAX_DEFAULT
     spec.update(kw)
     return spec
 

@@ -154,7 +154,8 @@ SESSION_PROFILE = {
     "tx_connect_speed": _p("int", 1000000, "(Tx) Connect Speed", min=0, max=0xFFFFFFFF),
     "rx_connect_speed": _p("int", 0, "Rx Connect Speed (0 = same as tx)", min=0,
                            max=0xFFFFFFFF),
-    "use_ppp_proxy": _p("bool", False, "send proxy LCP/auth AVPs we were given"),
+    "use_ppp_proxy": _p("bool", False, "take proxy LCP/auth from a local PPP (not "
+                        "supported: give proxy_auth_* and the *_lcp_confreq parameters)"),
     "priv_group_id": _p("str", None, "Private Group ID"),
     "ppp_profile_name": _NAME,
     "trace_flags": _FLAGS,
@@ -285,6 +286,10 @@ SESSION_CREATE.update({
                         "Authenticate-Request's", min=0, max=255),
     "proxy_auth_response": _p("str", None, "Proxy Authen Response (hex; the password for "
                               "pap and text)"),
+    "initial_rcvd_lcp_confreq": _p("str", None, "Initial Received LCP CONFREQ: its options "
+                                   "(hex)"),
+    "last_sent_lcp_confreq": _p("str", None, "Last Sent LCP CONFREQ: its options (hex)"),
+    "last_rcvd_lcp_confreq": _p("str", None, "Last Received LCP CONFREQ: its options (hex)"),
 })
 SESSION_MODIFIABLE = ("trace_flags", "sequencing_required", "use_sequence_numbers",
                       "reorder_timeout")
@@ -1818,6 +1823,7 @@ class Daemon:
             raise RpcError(rpc_unix.ERR_TUNNEL_TOO_MANY_SESSIONS,
                            f"tunnel {rec.tid} has its maximum of {tmax} sessions")
         self._check_profile_refs(params, ("ppp_profile_name",))
+        _no_ppp_proxy(req)
         call = _call_params(params, stype)
         try:
             fsm.check_proxy(call)
@@ -2007,6 +2013,8 @@ class Daemon:
 
     def _check_profile_values(self, kind, p, name=None):
         """Checks on the profile as it will be (this request over what it has)."""
+        if kind == "session":
+            _no_ppp_proxy(p)
         if kind == "ppp" and p.get("secrets_file"):
             # Read as root for every login: only from the configuration directory or
             # pppd's own, never a file of the caller's choosing.
@@ -2765,6 +2773,15 @@ DEFAULT_CONFIG_DIR = "/etc/l2tpd"
 SECRETS_DIRS = ("/etc/ppp",)
 
 
+def _no_ppp_proxy(p):
+    """use_ppp_proxy (OpenL2TP: take the proxy AVPs from the LAC's own PPP) cannot
+    act here, where the LAC runs no PPP with the caller: refused, not ignored."""
+    if p.get("use_ppp_proxy"):
+        raise RpcError.param(rpc_unix.ERR_NOT_SUPPORTED, "use_ppp_proxy",
+                             "our LAC runs no PPP of its own to proxy: give the proxy AVPs "
+                             "with proxy_auth_* and *_lcp_confreq instead", True)
+
+
 def _config_error(e, path, lineno):
     """The ConfigError for an RpcError met applying line `lineno` of `path`; it keeps
     the parameter's name (config restore reports only that over the socket)."""
@@ -2842,7 +2859,9 @@ _PPP_PROXY_KEYS = ("proxy_authen_type", "proxy_authen_name", "proxy_authen_chall
                    "last_sent_lcp_confreq", "last_received_lcp_confreq")
 
 # fsm's call parameter names -> ours (OpenL2TP's), for errors that name one.
-_CALL_PARAM_NAMES = {"proxy_authen_type": "proxy_auth_type",
+_CALL_PARAM_NAMES = {"initial_received_lcp_confreq": "initial_rcvd_lcp_confreq",
+                     "last_received_lcp_confreq": "last_rcvd_lcp_confreq",
+                     "proxy_authen_type": "proxy_auth_type",
                      "proxy_authen_name": "proxy_auth_name",
                      "proxy_authen_challenge": "proxy_auth_challenge",
                      "proxy_authen_id": "proxy_auth_id",
@@ -2907,7 +2926,10 @@ def _call_params(p, stype):
     if p.get("proxy_auth_id") is not None:
         call["proxy_authen_id"] = p["proxy_auth_id"]
     for k, n in (("proxy_auth_challenge", "proxy_authen_challenge"),
-                 ("proxy_auth_response", "proxy_authen_response")):
+                 ("proxy_auth_response", "proxy_authen_response"),
+                 ("initial_rcvd_lcp_confreq", "initial_received_lcp_confreq"),
+                 ("last_sent_lcp_confreq", "last_sent_lcp_confreq"),
+                 ("last_rcvd_lcp_confreq", "last_received_lcp_confreq")):
         if p.get(k) is not None:
             try:
                 call[n] = bytes.fromhex(p[k])

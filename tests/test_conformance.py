@@ -688,6 +688,26 @@ def test_proxy_pap_avps_go_in_the_iccn(rig):
     assert cn.get(sp.PROXY_AUTHEN_ID) == 3
 
 
+def test_proxy_lcp_avps_go_in_the_iccn(rig):
+    peer, tid = _lac_tunnel(rig)
+    rig.call("session.create", dict(PAP, tunnel_name="t",
+                                    initial_rcvd_lcp_confreq="0506aabbccdd",
+                                    last_sent_lcp_confreq="0304c023050611223344",
+                                    last_rcvd_lcp_confreq="050655667788"))
+    _, cn, _ = peer.answer_icrq(timeout=SHORT)
+    # 4.4.5: each a copy of the CONFREQ body from its first option.
+    assert cn.get(sp.INITIAL_RECEIVED_LCP_CONFREQ) == bytes.fromhex("0506aabbccdd")
+    assert cn.get(sp.LAST_SENT_LCP_CONFREQ) == bytes.fromhex("0304c023050611223344")
+    assert cn.get(sp.LAST_RECEIVED_LCP_CONFREQ) == bytes.fromhex("050655667788")
+
+
+def test_use_ppp_proxy_is_refused_not_ignored(rig):
+    _lac_tunnel(rig)
+    with pytest.raises(rpc_unix.RpcError) as e:
+        rig.call("session.create", {"tunnel_name": "t", "use_ppp_proxy": True})
+    assert e.value.data["param"] == "use_ppp_proxy"
+
+
 @pytest.mark.parametrize("missing", ["proxy_auth_name", "proxy_auth_response"])
 def test_proxy_pap_without_name_or_password_is_refused(rig, missing):
     peer, tid = _lac_tunnel(rig)

@@ -2947,9 +2947,30 @@ def parse_trace_flags(text):
         raise argparse.ArgumentTypeError(e.message)
 
 
-def parse_args(argv):
+# -L names: syslog's (RFC 5424) with the usual short and long spellings.
+LOG_LEVELS = {"emerg": logging.CRITICAL, "alert": logging.CRITICAL, "crit": logging.CRITICAL,
+              "critical": logging.CRITICAL, "err": logging.ERROR, "error": logging.ERROR,
+              "warning": logging.WARNING, "warn": logging.WARNING, "notice": 25,
+              "info": logging.INFO, "debug": logging.DEBUG}
+
+
+def parse_log_level(text):
+    level = LOG_LEVELS.get(str(text).lower())
+    if level is None:
+        raise argparse.ArgumentTypeError(
+            f"unknown log level {text!r} (one of {', '.join(LOG_LEVELS)})")
+    return level
+
+
+def build_parser():
+    """l2tpd's command line (argparse), for main and for the manual page."""
     ap = argparse.ArgumentParser(prog="l2tpd", description="L2TP (RFC 2661) LAC/LNS daemon")
+    ap.add_argument("--version", action="version", version=f"l2tpd {VERSION}")
     ap.add_argument("-f", action="store_true", help="stay in the foreground, log to stderr")
+    ap.add_argument("-L", "--log-level", metavar="LEVEL", type=parse_log_level,
+                    default=logging.INFO,
+                    help="least severe messages logged: debug, info (default), notice, "
+                         "warning, err, crit, alert, emerg")
     ap.add_argument("-c", metavar="FILE", help="config file of l2tpctl commands")
     ap.add_argument("--config-dir", metavar="DIR",
                     help="files named over RPC (config save/restore, secrets_file) must "
@@ -2968,12 +2989,17 @@ def parse_args(argv):
     ap.add_argument("-p", metavar="PLUGIN", action="append", default=[],
                     help="load a plugin (a Python file); repeatable")
     ap.add_argument("-g", metavar="GROUP", help="group that may use the RPC socket")
-    return ap.parse_args(argv)
+    return ap
 
 
-def setup_logging(foreground):
+def parse_args(argv):
+    return build_parser().parse_args(argv)
+
+
+def setup_logging(foreground, level=logging.INFO):
+    logging.addLevelName(25, "NOTICE")
     log = logging.getLogger("l2tpd")
-    log.setLevel(logging.INFO)
+    log.setLevel(level)
     if foreground:
         h = logging.StreamHandler(sys.stderr)
         h.setFormatter(logging.Formatter("%(asctime)s l2tpd: %(message)s"))
@@ -2999,7 +3025,7 @@ def daemonize():
 
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    log = setup_logging(args.f)
+    log = setup_logging(args.f, args.log_level)
     sock_path = args.s or rpc_unix.default_socket_path({})
     try:
         d = Daemon(listen_addr=args.a, port=args.u, sock_path=sock_path,

@@ -41,6 +41,7 @@ raises is logged and the daemon goes on.
 import argparse
 import errno
 import heapq
+import json
 import importlib.util
 import logging
 import logging.handlers
@@ -2706,6 +2707,21 @@ def _build_describe():
         d[f"{kind}_profile.delete"] = (name, f"delete a {kind} profile")
         d[f"{kind}_profile.list"] = ({}, f"list {kind} profiles")
     return {m: {"help": h, "params": p} for m, (p, h) in d.items()}
+
+
+def describe_schema():
+    """rpc.describe as data that does not depend on the machine: the command grammar
+    l2tpctl ships (l2tpctl-schema.json) so that help and completion work without a
+    daemon, and the manual pages are made from. The default host name (this host's)
+    is written as the text "(host name)". Shape: {method: {"help": str, "params":
+    {name: {"type", "help", "default", "min", "max", "choices", "required"}}}}."""
+    import copy
+    d = copy.deepcopy(_build_describe())
+    for entry in d.values():
+        hn = entry["params"].get("host_name")
+        if hn is not None and "default" in hn:
+            hn["default"] = "(host name)"
+    return json.loads(json.dumps(d, default=str))
 
 
 # What a config file may say: OpenL2TP's create/modify, and the pool block verbs

@@ -41,8 +41,8 @@ raises is logged and the daemon goes on.
 import argparse
 import errno
 import heapq
-import json
 import importlib.util
+import json
 import logging
 import logging.handlers
 import os

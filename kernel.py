@@ -626,6 +626,7 @@ class UserspaceDataPath:
             self._notify(s, "ppp-down", {"reason": ev[1]})
         elif kind == "auth":
             self._log(f"PPP authentication of {ev[1]!r}: {'ok' if ev[2] else 'failed'}", s)
+            self._notify(s, "ppp-auth", {"user": ev[1], "ok": bool(ev[2])})
         else:
             self._log(f"PPP event {ev!r} ignored", s)
 

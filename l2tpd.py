@@ -429,7 +429,8 @@ class TunnelRec:
 
 class SessionRec:
     __slots__ = ("tunnel", "sid", "params", "name", "created_by_admin", "create_time",
-                 "create_keys", "info", "down_reason", "ppp_profile_name")
+                 "create_keys", "info", "down_reason", "ppp_profile_name", "user",
+                 "ppp_expected")
 
     def __init__(self, tunnel, sid, params, created_by_admin, now):
         self.tunnel = tunnel
@@ -442,6 +443,8 @@ class SessionRec:
         self.info = None              # session-up info from the fsm (shared, not copied)
         self.down_reason = None
         self.ppp_profile_name = params.get("ppp_profile_name") or "default"
+        self.user = None              # the PPP user the peer authenticated as (LNS)
+        self.ppp_expected = False     # the data path runs PPP for it: up means PPP up
 
 
 def _monotonic_ms():
@@ -510,6 +513,9 @@ class Daemon:
         self._ho_count = {}      # ip -> how many of half_open are from it
         self._evicted = 0        # evictions not yet logged (_evict_log)
         self._evict_logged = -1000
+        self._log_tokens = 100.0  # _log_limited's bucket
+        self._log_at = clock()
+        self._log_dropped = 0
         self._local_ips = {}     # packed address -> its text, one string per address
         self.pools = {}          # name -> ppp.IpPool
         self._secrets = {}       # path -> (mtime, entries)
@@ -557,7 +563,14 @@ class Daemon:
         if srec is None:
             return
         now = self.clock()
-        if kind == "ppp-up":
+        if kind == "ppp-auth":
+            # Our PPP authenticated the peer (LNS): who, and whether it passed.
+            srec.user = info.get("user")
+            if not info.get("ok"):
+                self.counters["auth_fails"] += 1
+                self._log_limited(f"{self._sname(rec, srec)} with {rec.peer[0]}: PPP "
+                                  f"authentication failed for user {srec.user!r}")
+        elif kind == "ppp-up":
             srec.info = dict(srec.info or (), ppp=dict(info))
             self.event("session_ppp_up", rec, srec, **{k: info.get(k) for k in
                                                         ("local_ip", "peer_ip", "user")})
@@ -1249,14 +1262,15 @@ class Daemon:
         if srec is None:
             return
         srec.info = info   # the fsm built it for us: kept, not copied
+        data = self._data_info(rec, srec, info)
+        srec.ppp_expected = self.dp.name in ("userspace", "kernel") and not data["no_ppp"]
         self.event("session_up", rec, srec)
         # The ICCN/OCCN that brought the session up leaves before its first data
         # packet (our LCP request), else the peer drops data for a call it does not
         # know yet and PPP waits a restart interval.
         for d in rec.t.datagrams_to_send(now):
             self.send(rec, d)
-        self.dp.session_up(rec.tid, sid, info.get("peer_session_id"),
-                           self._data_info(rec, srec, info))
+        self.dp.session_up(rec.tid, sid, info.get("peer_session_id"), data)
 
     def _data_info(self, rec, srec, info):
         """What the data path needs for one session (kernel.py's session_up)."""
@@ -1323,7 +1337,8 @@ class Daemon:
     def _session_gone(self, rec, srec, reason, result=None):
         if srec.sid not in rec.sessions:
             return
-        up = srec.info is not None
+        # Set up means the L2TP call and, where the data path runs PPP, PPP too.
+        up = srec.info is not None and (not srec.ppp_expected or bool(srec.info.get("ppp")))
         if (srec.created_by_admin and rec.params.get("persist") and not rec.deleted
                 and rec.t.state in ("closing", "closed")):
             # The tunnel is going: a persistent one brings this session back when it
@@ -1588,8 +1603,11 @@ class Daemon:
 
     # ------------------------------------------------------------- events / plugins
     def event(self, name, rec=None, srec=None, **extra):
-        """Tell subscribers, plugin hooks and the api trace; nothing is built when
-        none of them listens (three events per tunnel: bench F2)."""
+        """Tell the log (ups, downs and failures, see _log_event), subscribers,
+        plugin hooks and the api trace; nothing is built when none of them listens
+        (three events per tunnel: bench F2)."""
+        if name in _LOGGED_EVENTS:
+            self._log_event(name, rec, srec, extra)
         hooks = self._hooks.get(name)
         subs = []
         if self.server is not None:
@@ -1620,6 +1638,72 @@ class Daemon:
             except Exception:
                 self.log.exception(f"plugin {getattr(mod, '__name__', mod)}: hook {name} "
                                    "raised; ignored")
+
+    # ------------------------------------------------------------- operator's log
+    @staticmethod
+    def _tname(rec):
+        return f"tunnel {rec.tid}" + (f" ({rec.name})" if rec.name else "")
+
+    @staticmethod
+    def _sname(rec, srec):
+        return f"session {rec.tid}/{srec.sid}" + (f" ({srec.name})" if srec.name else "")
+
+    @staticmethod
+    def _user(srec):
+        ppp = (srec.info or {}).get("ppp") or {}
+        return ppp.get("user") or srec.user or srec.params.get("user_name")
+
+    def _log_event(self, name, rec, srec, extra):
+        """One line at level info for every tunnel and session that comes up or goes
+        down, warning for one that fails before it was up (refused, timed out,
+        authentication): peer, ids, names, user, reason. Failures of peers' tunnels
+        and calls are rate-limited (_log_limited): a flood must not flood the log."""
+        peer = f"{rec.peer[0]}:{rec.peer[1]}"
+        reason = extra.get("reason")
+        if name == "tunnel_up":
+            host = rec.t.peer.get("host_name")
+            self.log.info(f"{self._tname(rec)} up: peer {peer}"
+                          + (f" ({host})" if host else "")
+                          + f", peer tunnel id {rec.t.peer_tunnel_id}")
+        elif name == "tunnel_down":
+            if rec.was_up:
+                self.log.info(f"{self._tname(rec)} down: peer {peer}: {reason}")
+            else:
+                self._log_limited(f"{self._tname(rec)} with {peer} failed: {reason}",
+                                  rec.created_by_admin)
+        elif name == "session_up":
+            self.log.info(f"{self._sname(rec, srec)} up: {srec.params.get('session_type')}"
+                          f", peer {peer}, peer session id "
+                          f"{(srec.info or {}).get('peer_session_id')}")
+        elif name == "session_ppp_up":
+            self.log.info(f"{self._sname(rec, srec)}: PPP up: user {self._user(srec)!r}, "
+                          f"{extra.get('local_ip')} <-> {extra.get('peer_ip')}")
+        elif name == "session_down":
+            user = self._user(srec)
+            who = f", user {user!r}" if user else ""
+            if srec.info is not None and (srec.info.get("ppp") or not srec.ppp_expected):
+                self.log.info(f"{self._sname(rec, srec)} down{who}: {reason}")
+            else:
+                self._log_limited(f"{self._sname(rec, srec)} with {peer} failed{who}: "
+                                  f"{reason}", srec.created_by_admin)
+
+    def _log_limited(self, text, ours=False):
+        """A warning; those about peers' objects at most 20 a second (burst 100), the
+        rest counted and summed up in the next line that gets through."""
+        if ours:
+            self.log.warning(text)
+            return
+        now = self.clock()
+        self._log_tokens = min(100.0, self._log_tokens + (now - self._log_at) / 50.0)
+        self._log_at = now
+        if self._log_tokens < 1:
+            self._log_dropped += 1
+            return
+        self._log_tokens -= 1
+        if self._log_dropped:
+            text += f" ({self._log_dropped} similar lines suppressed)"
+            self._log_dropped = 0
+        self.log.warning(text)
 
     def load_plugin(self, path):
         name = "l2tpd_plugin_" + os.path.splitext(os.path.basename(path))[0]
@@ -2192,9 +2276,12 @@ class Daemon:
         out = []
         for rec in self.tunnels.values():
             for srec in rec.sessions.values():
-                if srec.params.get("user_name"):
-                    out.append({"user_name": srec.params["user_name"], "tunnel_id": rec.tid,
-                                "session_id": srec.sid,
+                user = self._user(srec)   # ours (LAC), or who logged in through us (LNS)
+                if user:
+                    ppp = (srec.info or {}).get("ppp") or {}
+                    out.append({"user_name": user, "tunnel_id": rec.tid,
+                                "session_id": srec.sid, "session_name": srec.name,
+                                "peer_addr": rec.peer[0], "ppp_peer_ip": ppp.get("peer_ip"),
                                 "created_by_admin": srec.created_by_admin})
         return sorted(out, key=lambda r: (r["tunnel_id"], r["session_id"]))
 
@@ -2727,6 +2814,9 @@ def describe_schema():
 # What a config file may say: OpenL2TP's create/modify, and the pool block verbs
 # (config save writes them).
 CONFIG_VERBS = rpc_unix.CONFIG_VERBS | {"add_block", "reserve"}
+
+_LOGGED_EVENTS = frozenset(("tunnel_up", "tunnel_down", "session_up", "session_ppp_up",
+                            "session_down"))
 
 EVENT_NAMES = ("tunnel_created", "tunnel_up", "tunnel_down", "tunnel_deleted",
                "session_created", "session_up", "session_down", "session_deleted",

@@ -838,6 +838,18 @@ def pppd_path():
         (p for p in ("/usr/sbin/pppd", "/sbin/pppd") if os.access(p, os.X_OK)), None)
 
 
+def _pyroute2_hint():
+    """How to get pyroute2-minimal for this copy: a source checkout has its venv;
+    an installed one (make install) its private site directory."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    if os.path.isdir(os.path.join(here, ".venv")):
+        return ("run l2tpd with the checkout's venv: make venv, then "
+                f"{os.path.join(here, '.venv', 'bin', 'python')} l2tpd.py")
+    site = os.path.join(here, "site")
+    return (f"pip install --target {site} pyroute2-minimal (where make install puts it), "
+            "or install it for the python3 that runs l2tpd")
+
+
 def tun_status():
     """(True, why) when this process can create TUN devices, else (False, why). Probes
     by creating a throw-away device (the kernel picks the free name for "%d")."""
@@ -854,8 +866,7 @@ def tun_status():
     try:
         import pyroute2.minimal  # noqa: F401 - addresses and links are set through it
     except ImportError as e:
-        return False, (f"pyroute2-minimal is not installed ({e}): run l2tpd with the "
-                       "project's venv (.venv/bin/python) or pip install -r requirements.txt")
+        return False, f"pyroute2-minimal is not installed ({e}): {_pyroute2_hint()}"
     return True, "/dev/net/tun usable"
 
 

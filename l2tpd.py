@@ -520,6 +520,9 @@ class Daemon:
         self.pools = {}          # name -> ppp.IpPool
         self._secrets = {}       # path -> (mtime, entries)
         self.dp = kernel.select(dataplane, self._dplog, self)
+        if dataplane == "auto" and self.dp.name == "null":
+            # Sessions will have no PPP and carry no data: say so where it is seen.
+            self.log.warning(f"data path null: sessions carry no data: {self.dp.reason}")
         self.sel = selectors.DefaultSelector()
         self.fds = {}
         self.sock = None
@@ -1558,6 +1561,8 @@ class Daemon:
             sig = self.pending_signals.pop(0)
             if sig in (signal.SIGTERM, signal.SIGINT):
                 self.begin_stop(now)
+            elif sig == signal.SIGUSR1:
+                self.log_status()
             elif sig == signal.SIGHUP and self.config_file:
                 try:
                     self.apply_config_file(self.config_file)
@@ -1567,6 +1572,26 @@ class Daemon:
                 except Exception:
                     self.log.exception(f"{self.config_file}: SIGHUP failed; keeping the "
                                        "previous configuration")
+
+    def log_status(self):
+        """SIGUSR1: a summary of the daemon to the log (info): the data path, tunnels
+        and sessions by state, IP pools, and the counters that are not zero."""
+        states = {}
+        for rec in self.tunnels.values():
+            states[rec.t.state] = states.get(rec.t.state, 0) + 1
+        log = self.log.info
+        log(f"status: l2tpd {VERSION}, data path {self.dp.name}, "
+            f"{len(self.tunnels)} tunnel(s) "
+            + ("(" + ", ".join(f"{n} {st}" for st, n in sorted(states.items())) + ")"
+               if states else "")
+            + f", {self.num_sessions} session(s), {len(self.half_open)} half-open")
+        for name in sorted(self.pools):
+            d = self.pools[name].to_dict()
+            log(f"status: IP pool {name}: {d.get('num_avail')} free of "
+                f"{d.get('num_addrs', '?')}")
+        busy = {k: v for k, v in self.counters.items() if v}
+        log("status: counters: " + (", ".join(f"{k}={v}" for k, v in sorted(busy.items()))
+                                    or "all zero"))
 
     def begin_stop(self, now, grace_ms=3000):
         """StopCCN to every peer, then wait (bounded) until they are acknowledged."""
@@ -1841,7 +1866,7 @@ class Daemon:
             profile_name=p.get("profile_name"), persist=bool(p.get("persist")),
             secret_set=bool(p.get("secret")), interface_name=p.get("interface_name"),
             num_sessions=len(rec.sessions), session_ids=sorted(rec.sessions),
-            peer=_jsonable(t.peer), result=_result(t.result),
+            peer=_peer_words(t.peer), result=_result(t.result),
             down_reason=rec.down_reason,
             actual_tx_window_size=t.channel.actual_tx_window_size,
             stats=t.channel.stats)
@@ -1944,10 +1969,15 @@ class Daemon:
             created_by_admin=srec.created_by_admin,
             create_time=self.wall_time(srec.create_time),
             profile_name=p.get("profile_name"), ppp_profile_name=srec.ppp_profile_name,
-            interface_name=p.get("interface_name"), user_name=p.get("user_name"),
+            interface_name=p.get("interface_name"), user_name=self._user(srec),
             peer=_jsonable(s.peer if s is not None else {}),
-            result=_result(s.result if s is not None else None),
-            stats=self.dp.stats(rec.tid, srec.sid))
+            result=_result(s.result if s is not None else None))
+        # The data path's counters under stats, its PPP state under ppp.
+        stats = self.dp.stats(rec.tid, srec.sid)
+        ppp_info = {k[4:]: stats.pop(k) for k in list(stats) if k.startswith("ppp_")}
+        out["stats"] = stats
+        if ppp_info:
+            out["ppp"] = ppp_info
         return out
 
     # ------------------------------------------------------------- RPC
@@ -2100,6 +2130,9 @@ class Daemon:
         """Checks on the profile as it will be (this request over what it has)."""
         if kind == "session":
             _no_ppp_proxy(p)
+        if kind == "ppp" and p.get("ip_pool_name") and p["ip_pool_name"] not in self.pools:
+            raise RpcError.param(rpc_unix.ERR_IPPOOL_NOT_FOUND, "ip_pool_name",
+                                 f"no IP pool named {p['ip_pool_name']!r}", p["ip_pool_name"])
         if kind == "ppp" and p.get("secrets_file"):
             # Read as root for every login: only from the configuration directory or
             # pppd's own, never a file of the caller's choosing.
@@ -2331,6 +2364,12 @@ class Daemon:
 
     def m_ippool_delete(self, p, conn):
         pool = self._pool(p)
+        users = sorted(n for n in self.profiles["ppp"].items
+                       if self.profiles["ppp"].items[n].get("ip_pool_name") == pool.name)
+        if users:
+            raise RpcError.param(rpc_unix.ERR_IPPOOL_IN_USE, "pool_name",
+                                 f"IP pool {pool.name!r} is named by PPP profile(s) "
+                                 f"{', '.join(users)} (ip_pool_name)", pool.name)
         if pool.allocated:
             raise RpcError.param(rpc_unix.ERR_IPPOOL_IN_USE, "pool_name",
                                  f"IP pool {pool.name!r} has {len(pool.allocated)} addresses "
@@ -2888,6 +2927,21 @@ def _no_ppp_proxy(p):
                              "with proxy_auth_* and *_lcp_confreq instead", True)
 
 
+_FRAMING_WORDS = {0: "none", 1: "sync", 2: "async", 3: "any"}
+_BEARER_WORDS = {0: "none", 1: "digital", 2: "analog", 3: "any"}
+
+
+def _peer_words(peer):
+    """What the peer sent in SCCRQ/SCCRP for `tunnel show`: its capabilities in the
+    words of our own framing_caps/bearer_caps (a mask with other bits in hex)."""
+    out = _jsonable(peer)
+    for key, words in (("framing_caps", _FRAMING_WORDS), ("bearer_caps", _BEARER_WORDS)):
+        v = peer.get(key)
+        if isinstance(v, int):
+            out[key] = words.get(v, f"0x{v:x}")
+    return out
+
+
 def _config_error(e, path, lineno):
     """The ConfigError for an RpcError met applying line `lineno` of `path`; it keeps
     the parameter's name (config restore reports only that over the socket)."""
@@ -3102,6 +3156,42 @@ def parse_args(argv):
     return build_parser().parse_args(argv)
 
 
+def check_environment(args, sock_path):
+    """What start-up needs from its options and the machine, checked before anything
+    is opened or the daemon detaches: the first problem as one line naming the
+    option, or None."""
+    import stat
+    if not 1 <= args.u <= 65535:
+        return f"-u {args.u}: a UDP port is 1..65535"
+    if args.g is not None and not args.g.isdigit():
+        try:
+            rpc_unix._resolve_gid(args.g)
+        except ValueError:
+            return f"-g {args.g}: no such group"
+    if args.P:
+        d = os.path.dirname(os.path.abspath(args.P))
+        if not os.path.isdir(d):
+            return f"-P {args.P}: directory {d} does not exist"
+        if not os.access(d, os.W_OK):
+            return f"-P {args.P}: directory {d} is not writable"
+    if args.s:   # an explicit socket path: its directory must be there already
+        d = os.path.dirname(os.path.abspath(sock_path))
+        if not os.path.isdir(d):
+            return f"-s {sock_path}: directory {d} does not exist"
+    try:
+        st = os.lstat(sock_path)
+    except OSError:
+        st = None
+    if st is not None and not stat.S_ISSOCK(st.st_mode):
+        return f"-s {sock_path}: exists and is not a socket"
+    if args.config_dir and not os.path.isdir(args.config_dir):
+        return f"--config-dir {args.config_dir}: not a directory"
+    if args.c and not os.path.isfile(args.c):
+        return f"-c {args.c}: " + ("not a regular file" if os.path.exists(args.c)
+                                    else "no such file")
+    return None
+
+
 def setup_logging(foreground, level=logging.INFO):
     logging.addLevelName(25, "NOTICE")
     log = logging.getLogger("l2tpd")
@@ -3133,6 +3223,10 @@ def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     log = setup_logging(args.f, args.log_level)
     sock_path = args.s or rpc_unix.default_socket_path({})
+    problem = check_environment(args, sock_path)
+    if problem:
+        print(f"l2tpd: {problem}", file=sys.stderr)
+        return 1
     try:
         d = Daemon(listen_addr=args.a, port=args.u, sock_path=sock_path,
                    dataplane=args.dataplane, trace_flags=args.d, foreground=args.f, log=log,
@@ -3161,16 +3255,25 @@ def main(argv=None):
         why = e.strerror or str(e)
         if e.filename:
             why += f": {e.filename}"
+        if e.errno == errno.EACCES and args.u < 1024:
+            why += f" (port {args.u} needs root or CAP_NET_BIND_SERVICE)"
         print(f"l2tpd: cannot open sockets: {why}", file=sys.stderr)
         d.close()
         return 1
     if not args.f:
         daemonize()
     if args.P:
-        with open(args.P, "w") as f:
-            f.write(f"{os.getpid()}\n")
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        try:
+            with open(args.P, "w") as f:
+                f.write(f"{os.getpid()}\n")
+        except OSError as e:
+            log.error(f"-P {args.P}: {e.strerror}; stopping")
+            d.close()
+            return 1
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
         signal.signal(sig, d.on_signal)
+    signal.signal(signal.SIGUSR2, signal.SIG_IGN)   # never a silent death by signal
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     log.info(f"l2tpd {VERSION} listening on {d.listen_addr}:{d.port}, data path "
              f"{d.dp.name}, RPC socket {d.sock_path}")
     if args.f:

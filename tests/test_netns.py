@@ -105,7 +105,7 @@ def _ppp_up(sock):
     if not s:
         return None
     full = call(sock, "session.get", tunnel_id=s["tunnel_id"], session_id=s["session_id"])
-    return full if full["stats"].get("ppp_peer_ip") and full["state"] == "established" \
+    return full if (full.get("ppp") or {}).get("peer_ip") and full["state"] == "established" \
         else None
 
 
@@ -141,11 +141,11 @@ def test_lac_and_lns_carry_ping_over_chap_and_pap(tmp_path):
             # no data packet was dropped for an unknown session.
             assert call(lns_sock, "system.get")["stats"]["unexpected_data_frames"] == 0
             # The LAC's address came from the LNS's pool (never-used addresses first).
-            addr = lac["stats"]["ppp_local_ip"]
+            addr = lac["ppp"]["local_ip"]
             assert addr == {"chap": "10.202.0.10", "pap": "10.202.0.11"}[auth]
-            assert lac["stats"]["ppp_peer_ip"] == "10.202.0.1"
-            assert lns["stats"]["ppp_peer_ip"] == addr
-            assert lns["stats"]["ppp_user"] == user
+            assert lac["ppp"]["peer_ip"] == "10.202.0.1"
+            assert lns["ppp"]["peer_ip"] == addr
+            assert lns["ppp"]["user"] == user
             assert _link_exists(net.lac, "l2tp-c")
             pool = call(lns_sock, "ippool.get", pool_name="p")
             assert pool["num_avail"] == 3

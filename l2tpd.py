@@ -3122,9 +3122,15 @@ def parse_log_level(text):
     return level
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        """One line naming the option, exit status 2 (argparse adds the usage)."""
+        self.exit(2, f"l2tpd: {message} (l2tpd --help)\n")
+
+
 def build_parser():
     """l2tpd's command line (argparse), for main and for the manual page."""
-    ap = argparse.ArgumentParser(prog="l2tpd", description="L2TP (RFC 2661) LAC/LNS daemon")
+    ap = _Parser(prog="l2tpd", description="L2TP (RFC 2661) LAC/LNS daemon")
     ap.add_argument("--version", action="version", version=f"l2tpd {VERSION}")
     ap.add_argument("-f", action="store_true", help="stay in the foreground, log to stderr")
     ap.add_argument("-L", "--log-level", metavar="LEVEL", type=parse_log_level,

@@ -146,6 +146,9 @@ def test_lac_and_lns_carry_ping_over_chap_and_pap(tmp_path):
             assert lac["ppp"]["peer_ip"] == "10.202.0.1"
             assert lns["ppp"]["peer_ip"] == addr
             assert lns["ppp"]["user"] == user
+            # The LNS lists who logged in through it (issue 12).
+            users = call(lns_sock, "user.list")
+            assert [u["user_name"] for u in users] == [user] and lns["user_name"] == user
             assert _link_exists(net.lac, "l2tp-c")
             pool = call(lns_sock, "ippool.get", pool_name="p")
             assert pool["num_avail"] == 3
@@ -181,6 +184,10 @@ def test_lac_and_lns_carry_ping_over_chap_and_pap(tmp_path):
                  "session with a bad password cleared")
         assert call(lns_sock, "ippool.get", pool_name="p")["num_avail"] == 4
         assert call(lac_sock, "tunnel.get", tunnel_name="t")["state"] == "established"
+        # Counters count what they say: one login refused, one session not set up.
+        stats = call(lns_sock, "system.get")["stats"]
+        assert stats["auth_fails"] == 1 and stats["session_setup_failures"] == 1, stats
+        assert "PPP authentication failed for user 'bob'" in open(tmp_path / "lns.log").read()
 
 
 def _in_netns(ns, fn, timeout=30):

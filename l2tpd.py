@@ -3208,8 +3208,10 @@ def setup_logging(foreground, level=logging.INFO):
     elif os.path.exists("/dev/log"):
         h = logging.handlers.SysLogHandler("/dev/log", logging.handlers.SysLogHandler.LOG_DAEMON)
         h.setFormatter(logging.Formatter("l2tpd[%(process)d]: %(message)s"))
+        h.priority_map = dict(h.priority_map, NOTICE="notice")
     else:
         h = logging.StreamHandler(sys.stderr)
+        h.setFormatter(logging.Formatter("%(asctime)s l2tpd: %(message)s"))
     log.handlers[:] = [h]
     return log
 
@@ -3280,11 +3282,9 @@ def main(argv=None):
         signal.signal(sig, d.on_signal)
     signal.signal(signal.SIGUSR2, signal.SIG_IGN)   # never a silent death by signal
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    # The banner: one line, with a timestamp like every other (l2tpctl -s SOCKET ...).
     log.info(f"l2tpd {VERSION} listening on {d.listen_addr}:{d.port}, data path "
              f"{d.dp.name}, RPC socket {d.sock_path}")
-    if args.f:
-        print(f"l2tpd: RPC socket {d.sock_path} (l2tpctl -s {d.sock_path} ...)",
-              file=sys.stderr, flush=True)
     try:
         d.run()
     finally:

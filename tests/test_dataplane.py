@@ -955,9 +955,13 @@ def test_real_ppp_wrong_password_ends_the_session():
         lns_info=dict(ppp={"local_ipaddr": "10.9.0.1", "remote_ipaddr": "10.9.0.2",
                            "auth_peer": True}),
         lac_info=dict(user_name="alice", user_password="wrong", ppp={}))
-    w.hosts[0].on_event = lambda tid, sid, kind, info: w.dps[0].session_down(tid, sid)
-    w.run(60_000, lambda: bool(w.hosts[0].events))
-    (tid, sid, kind, info), = w.hosts[0].events
+    w.hosts[0].on_event = lambda tid, sid, kind, info: (
+        kind == "ppp-down" and w.dps[0].session_down(tid, sid))
+    w.run(60_000, lambda: any(e[2] == "ppp-down" for e in w.hosts[0].events))
+    # The daemon hears who failed to log in (auth_fails, the log), then the end.
+    assert [e[2:] for e in w.hosts[0].events[:-1]] == [("ppp-auth", {"user": "alice",
+                                                                     "ok": False})]
+    (tid, sid, kind, info) = w.hosts[0].events[-1]
     assert (tid, sid, kind) == (1, 11, "ppp-down")
     assert info["reason"]
     assert w.dps[0].sessions == {} and w.tuns[0][0].closed

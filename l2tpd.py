@@ -2240,7 +2240,7 @@ class Daemon:
         if not p.get("remote_only"):
             rows += [self._pending_info(n, self.persist_pending[n])
                      for n in sorted(self.persist_pending) if n not in self.tunnel_names]
-        return rows
+        return _names_only(rows, ("tunnel_id", "tunnel_name")) if p.get("names") else rows
 
     # -- sessions
     def m_session_create(self, p, conn):
@@ -2286,7 +2286,8 @@ class Daemon:
                             "session_type": srec.params.get("session_type"),
                             "state": s.state if s is not None else "closed",
                             "peer_session_id": s.peer_session_id if s is not None else None})
-        return out
+        return _names_only(out, ("tunnel_id", "session_id", "session_name")) \
+            if p.get("names") else out
 
     # -- runtime peers and users
     def m_peer_list(self, p, conn):
@@ -2929,6 +2930,11 @@ def _no_ppp_proxy(p):
 
 _FRAMING_WORDS = {0: "none", 1: "sync", 2: "async", 3: "any"}
 _BEARER_WORDS = {0: "none", 1: "digital", 2: "analog", 3: "any"}
+
+
+def _names_only(rows, keys):
+    """list's names=yes: only the identifying fields of each row (scripts, completion)."""
+    return [{k: r.get(k) for k in keys} for r in rows]
 
 
 def _peer_words(peer):

@@ -733,6 +733,14 @@ def coerce_value(name, value, spec):
     raise ValueError(f"{name}: unknown type {kind!r} in the schema")
 
 
+def _said(method):
+    """A method as the user typed it: tunnel_profile.modify -> "tunnel profile modify"."""
+    try:
+        return " ".join(command_words(method))
+    except Exception:
+        return method
+
+
 def coerce_params(method, params, spec):
     """Check `params` against one method's "params" spec; return the typed values."""
     out = {}
@@ -744,11 +752,11 @@ def coerce_params(method, params, spec):
             near = difflib.get_close_matches(name, list(spec), 1)
             hint = f" (did you mean {near[0]}?)" if near else ""
             raise RpcError.param(ERR_PARAM_UNKNOWN, name,
-                                 f"unknown parameter for {method}{hint}", value)
+                                 f"unknown parameter for {_said(method)}{hint}", value)
         out[name] = coerce_value(name, value, ps)
     for name in sorted(spec):
         if spec[name].get("required") and name not in out:
-            raise RpcError.param(ERR_PARAM_MISSING, name, f"required by {method}")
+            raise RpcError.param(ERR_PARAM_MISSING, name, f"required by {_said(method)}")
     return out
 
 

@@ -808,8 +808,8 @@ def test_coerce_params_errors():
         ({"trace_flags": "protocol,bogus"}, 541,
          "trace_flags: unknown flag 'bogus', expected some of protocol, fsm, api"),
         ({"hello_timout": "3"}, 540,
-         "hello_timout: unknown parameter for tunnel.create (did you mean hello_timeout?)"),
-        ({"zzz": "3"}, 540, "zzz: unknown parameter for tunnel.create"),
+         "hello_timout: unknown parameter for tunnel create (did you mean hello_timeout?)"),
+        ({"zzz": "3"}, 540, "zzz: unknown parameter for tunnel create"),
     ]
     for params, code, message in cases:
         with pytest.raises(RpcError) as ei:
@@ -820,7 +820,7 @@ def test_coerce_params_errors():
     with pytest.raises(RpcError) as ei:
         C("tunnel.create", {}, SPEC)
     assert (ei.value.code, ei.value.message, ei.value.data) == (
-        542, "dest_ipaddr: required by tunnel.create", {"param": "dest_ipaddr"})
+        542, "dest_ipaddr: required by tunnel create", {"param": "dest_ipaddr"})
     with pytest.raises(RpcError) as ei:
         C("tunnel.create", {"dest_ipaddr": "1.2.3.4" * 20}, SPEC)
     assert ei.value.message.endswith("...")  # long values are shortened in the message

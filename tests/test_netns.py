@@ -13,6 +13,7 @@ import pytest
 
 import rpc_unix
 from daemon_util import ROOT, wait_for
+from util import bounded
 
 
 def _need_root():
@@ -195,27 +196,17 @@ def _in_netns(ns, fn, timeout=30):
     CPython 3.11 has no os.setns); the sockets it makes stay in that namespace and
     serve this process from any thread."""
     import ctypes
-    import threading
     libc = ctypes.CDLL(None, use_errno=True)
-    box = {}
 
     def run():
         fd = os.open(f"/var/run/netns/{ns}", os.O_RDONLY)
         try:
             if libc.setns(fd, 0x40000000) != 0:   # CLONE_NEWNET
                 raise OSError(ctypes.get_errno(), f"setns {ns}")
-            box["r"] = fn()
-        except BaseException as e:   # noqa: BLE001 - re-raised below
-            box["e"] = e
+            return fn()
         finally:
             os.close(fd)
-    t = threading.Thread(target=run)
-    t.start()
-    t.join(timeout)
-    assert not t.is_alive(), f"setns into {ns} did not return"
-    if "e" in box:
-        raise box["e"]
-    return box["r"]
+    return bounded(run, timeout)
 
 
 def _ppp_frames(peer, seconds):

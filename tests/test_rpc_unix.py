@@ -22,6 +22,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import rpc_unix
+import util
 from rpc_harness import Loop as Loop  # re-exported: test_l2tpctl imports Loop, WAIT from here
 from rpc_harness import Raw, Servers, req
 from rpc_unix import ConfigError, RpcClient, RpcConnectionError, RpcError, RpcServer
@@ -462,22 +463,7 @@ def test_client_cannot_connect(tmp_path):
 
 
 def bounded(fn, seconds=WAIT):
-    """fn() in a thread: its result, or its exception re-raised; fails if it has not
-    returned within `seconds` (a client that waits forever fails instead of hanging)."""
-    box = {}
-
-    def run():
-        try:
-            box["r"] = fn()
-        except BaseException as e:
-            box["e"] = e
-    th = threading.Thread(target=run, daemon=True)
-    th.start()
-    th.join(seconds)
-    assert not th.is_alive(), f"{fn} still running after {seconds} s"
-    if "e" in box:
-        raise box["e"]
-    return box["r"]
+    return util.bounded(fn, seconds)
 
 
 def test_client_times_out_on_silent_daemon(tmp_path):

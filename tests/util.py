@@ -73,3 +73,24 @@ class Deadline:
         """Fail once the bound has passed."""
         if _since(self.start) >= self.ms:
             self.fail()
+
+
+def bounded(fn, seconds):
+    """fn() in a thread (CPython): its result, or its exception re-raised; fails if
+    it has not returned within `seconds`, so a call that would block forever fails
+    the test instead of hanging it."""
+    import threading  # here: util.py also runs under MicroPython
+    box = {}
+
+    def run():
+        try:
+            box["r"] = fn()
+        except BaseException as e:   # noqa: BLE001 - re-raised below
+            box["e"] = e
+    th = threading.Thread(target=run, daemon=True)
+    th.start()
+    th.join(seconds)
+    assert not th.is_alive(), f"{fn} still running after {seconds} s"
+    if "e" in box:
+        raise box["e"]
+    return box["r"]

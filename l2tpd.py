@@ -656,9 +656,15 @@ class Daemon:
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
         self._watch(self._wake_r.fileno(), _Reader(self._on_wake), rpc_unix.EVENT_READ)
-        self.server = rpc_unix.RpcServer(self.sock_path, self.handle_rpc, self._watch,
-                                         group=self.sock_group, log=self.log.warning,
-                                         on_close=None)
+        try:
+            self.server = rpc_unix.RpcServer(self.sock_path, self.handle_rpc, self._watch,
+                                             group=self.sock_group, log=self.log.warning,
+                                             on_close=None)
+        except OSError as e:
+            what = f"RPC socket {self.sock_path}"
+            if e.errno == errno.EPERM and self.sock_group is not None:
+                what += f": cannot give it to group {self.sock_group!r} (-g)"
+            raise OSError(e.errno, f"{what}: {e.strerror or e}")
 
     def _watch(self, fd, obj, events):
         if not events:
@@ -1579,7 +1585,11 @@ class Daemon:
         states = {}
         for rec in self.tunnels.values():
             states[rec.t.state] = states.get(rec.t.state, 0) + 1
-        log = self.log.info
+        # Asked for: shown whatever -L says.
+        level = max(logging.INFO, self.log.getEffectiveLevel())
+
+        def log(text):
+            self.log.log(level, text)
         log(f"status: l2tpd {VERSION}, data path {self.dp.name}, "
             f"{len(self.tunnels)} tunnel(s) "
             + ("(" + ", ".join(f"{n} {st}" for st, n in sorted(states.items())) + ")"
@@ -1692,7 +1702,11 @@ class Daemon:
                           + f", peer tunnel id {rec.t.peer_tunnel_id}")
         elif name == "tunnel_down":
             if rec.was_up:
-                self.log.info(f"{self._tname(rec)} down: peer {peer}: {reason}")
+                # Cleared on request (result 1) or at shutdown (6): info; lost (the
+                # peer timed out, an error, a restart): warning.
+                code = (extra.get("result") or {}).get("result_code")
+                level = logging.INFO if code in (1, 6) else logging.WARNING
+                self.log.log(level, f"{self._tname(rec)} down: peer {peer}: {reason}")
             else:
                 self._log_limited(f"{self._tname(rec)} with {peer} failed: {reason}",
                                   rec.created_by_admin)
@@ -1707,7 +1721,15 @@ class Daemon:
             user = self._user(srec)
             who = f", user {user!r}" if user else ""
             if srec.info is not None and (srec.info.get("ppp") or not srec.ppp_expected):
-                self.log.info(f"{self._sname(rec, srec)} down{who}: {reason}")
+                # Hung up (CDN result 1 or 3) or gone with its tunnel (whose line says
+                # why): info; any other end of an established call: warning.
+                res = extra.get("result")
+                code = (res.get("result_code") if isinstance(res, dict)
+                        else res[0] if res else None)
+                ok = code in (1, 3) or (code is None and reason
+                                        and reason.startswith("tunnel cleared"))
+                self.log.log(logging.INFO if ok else logging.WARNING,
+                             f"{self._sname(rec, srec)} down{who}: {reason}")
             else:
                 self._log_limited(f"{self._sname(rec, srec)} with {peer} failed{who}: "
                                   f"{reason}", srec.created_by_admin)
@@ -1975,6 +1997,11 @@ class Daemon:
         # The data path's counters under stats, its PPP state under ppp.
         stats = self.dp.stats(rec.tid, srec.sid)
         ppp_info = {k[4:]: stats.pop(k) for k in list(stats) if k.startswith("ppp_")}
+        for k in ("interface_name", "data_sequencing"):   # state, not counters
+            if k in stats:
+                v = stats.pop(k)
+                if v is not None or out.get(k) is None:
+                    out[k] = v
         out["stats"] = stats
         if ppp_info:
             out["ppp"] = ppp_info
@@ -2470,8 +2497,8 @@ class Daemon:
             except (OSError, ValueError):
                 pass
             why = getattr(e, "strerror", None) or type(e).__name__
-            raise RpcError.param(rpc_unix.ERR_CONFIG_FILE, "file", f"cannot write: {why}",
-                                 path)
+            raise RpcError.param(rpc_unix.ERR_CONFIG_FILE, "file",
+                                 f"cannot write {path}: {why}", path)
         return {"file": path, "lines": text.count("\n")}
 
     def m_config_restore(self, p, conn):
@@ -3120,8 +3147,14 @@ LOG_LEVELS = {"emerg": logging.CRITICAL, "alert": logging.CRITICAL, "crit": logg
               "info": logging.INFO, "debug": logging.DEBUG}
 
 
+_SYSLOG_NUMBERS = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")
+
+
 def parse_log_level(text):
-    level = LOG_LEVELS.get(str(text).lower())
+    text = str(text).lower()
+    if text.isdigit() and int(text) < len(_SYSLOG_NUMBERS):
+        text = _SYSLOG_NUMBERS[int(text)]   # syslog's numbers: 0 emerg ... 7 debug
+    level = LOG_LEVELS.get(text)
     if level is None:
         raise argparse.ArgumentTypeError(
             f"unknown log level {text!r} (one of {', '.join(LOG_LEVELS)})")
@@ -3142,7 +3175,7 @@ def build_parser():
     ap.add_argument("-L", "--log-level", metavar="LEVEL", type=parse_log_level,
                     default=logging.INFO,
                     help="least severe messages logged: debug, info (default), notice, "
-                         "warning, err, crit, alert, emerg")
+                         "warning, err, crit, alert, emerg, or syslog's 7..0")
     ap.add_argument("-c", metavar="FILE", help="config file of l2tpctl commands")
     ap.add_argument("--config-dir", metavar="DIR",
                     help="files named over RPC (config save/restore, secrets_file) must "
@@ -3156,7 +3189,7 @@ def build_parser():
                     default="auto", help="data path (auto)")
     ap.add_argument("-d", metavar="FLAGS", type=parse_trace_flags, default=0,
                     help="system trace flags: a mask or a comma list of "
-                    + ",".join(TRACE_CHOICES))
+                    + ", ".join(TRACE_CHOICES))
     ap.add_argument("-P", metavar="PIDFILE", help="write our pid here")
     ap.add_argument("-p", metavar="PLUGIN", action="append", default=[],
                     help="load a plugin (a Python file); repeatable")
@@ -3186,6 +3219,8 @@ def check_environment(args, sock_path):
             return f"-P {args.P}: directory {d} does not exist"
         if not os.access(d, os.W_OK):
             return f"-P {args.P}: directory {d} is not writable"
+        if os.path.exists(args.P) and not os.path.isfile(args.P):
+            return f"-P {args.P}: exists and is not a regular file"
     if args.s:   # an explicit socket path: its directory must be there already
         d = os.path.dirname(os.path.abspath(sock_path))
         if not os.path.isdir(d):
@@ -3274,16 +3309,22 @@ def main(argv=None):
         print(f"l2tpd: cannot open sockets: {why}", file=sys.stderr)
         d.close()
         return 1
-    if not args.f:
-        daemonize()
-    if args.P:
+    pidf = None
+    if args.P:   # opened before detaching, so that a failure is seen; written after
         try:
-            with open(args.P, "w") as f:
-                f.write(f"{os.getpid()}\n")
+            pidf = open(args.P, "w")
         except OSError as e:
-            log.error(f"-P {args.P}: {e.strerror}; stopping")
+            print(f"l2tpd: -P {args.P}: {e.strerror}", file=sys.stderr)
             d.close()
             return 1
+    if not args.f:
+        if not os.path.exists("/dev/log"):
+            print("l2tpd: no syslog (/dev/log): once detached nothing is logged; run with "
+                  "-f to log to stderr", file=sys.stderr)
+        daemonize()
+    if pidf is not None:
+        with pidf:
+            pidf.write(f"{os.getpid()}\n")
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
         signal.signal(sig, d.on_signal)
     signal.signal(signal.SIGUSR2, signal.SIG_IGN)   # never a silent death by signal

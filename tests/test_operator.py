@@ -34,6 +34,7 @@ def _run(args, timeout=30):
     (["--config-dir", "/nonexistent-dir"], "--config-dir /nonexistent-dir"),
     (["-c", "/nonexistent-dir/l2tpd.conf"], "-c /nonexistent-dir/l2tpd.conf"),
     (["-L", "loud"], "-L/--log-level"),
+    (["-P", "/tmp"], "-P /tmp"),                       # a directory, not a pid file
     (["--dataplane", "warp"], "--dataplane"),
 ])
 def test_bad_options_end_with_one_line_naming_them(tmp_path, args, names):
@@ -91,17 +92,39 @@ def test_default_level_logs_ups_and_downs_and_sigusr1_status(pair):
     a.send_signal(signal.SIGUSR1)
     wait_for(lambda: "status: l2tpd" in a.read_log(), 10, "status summary")
     assert "status: counters:" in a.read_log()
-    assert a.call("system.get")["num_tunnels"] >= 0     # still alive after SIGUSR1
+    assert a.proc.poll() is None and a.call("system.get")   # alive and answering
 
 
 def test_a_refused_tunnel_is_logged_with_its_reason(pair):
     a, b = pair
-    b.call("system.modify", {"deny_remote_tunnel_creates": True})
+    b.call("tunnel_profile.modify", {"profile_name": "default", "secret": "right"})
     a.call("tunnel.create", {"dest_ipaddr": "127.0.0.2", "peer_udp_port": b.port,
-                             "tunnel_name": "t2"})
-    wait_for(lambda: "failed: peer sent StopCCN, result 4" in a.read_log(), 10,
-             "the LAC's failure line")
-    assert "failed: sent StopCCN, result 4" in b.read_log()
+                             "tunnel_name": "t2", "secret": "wrong"})
+    # RFC 2661 5.1.1: each side checks the other's Challenge Response; the LAC finds
+    # the SCCRP's wrong and clears (StopCCN result 4, not authorized); both log it.
+    wait_for(lambda: "(t2) with 127.0.0.2" in a.read_log(), 10, "the LAC's failure line")
+    assert "failed: sent StopCCN, result 4" in a.read_log()
+    wait_for(lambda: "failed: peer sent StopCCN, result 4" in b.read_log(), 10, "the LNS")
+    assert "wrong Challenge Response" in b.read_log()
+
+
+def test_a_peer_that_times_out_is_a_warning_even_at_level_warning(tmp_path):
+    port = free_udp_port()
+    a = L2tpd(tmp_path, "127.0.0.1", port, "a", args=["-L", "4"]).start()   # 4: warning
+    b = L2tpd(tmp_path, "127.0.0.2", a.port, "b").start()
+    try:
+        a.call("tunnel.create", {"dest_ipaddr": "127.0.0.2", "peer_udp_port": b.port,
+                                 "tunnel_name": "t", "hello_timeout": 1, "retry_timeout": 1,
+                                 "max_retries": 1})
+        wait_for(lambda: a.call("tunnel.get", {"tunnel_name": "t"})["state"] ==
+                 "established", 10, "up")
+        b.stop(signal.SIGKILL)                   # the peer vanishes without a word
+        wait_for(lambda: "(t) down" in a.read_log(), 30, "the timeout line")
+        log = a.read_log()
+        assert "control channel failed" in log and " up: " not in log   # info hidden
+    finally:
+        a.stop(signal.SIGKILL)
+        b.stop(signal.SIGKILL)
 
 
 def test_auto_falling_back_to_null_warns_with_the_fix(tmp_path, monkeypatch, caplog):
@@ -113,6 +136,8 @@ def test_auto_falling_back_to_null_warns_with_the_fix(tmp_path, monkeypatch, cap
     assert d.dp.name == "null"
     warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any("data path null" in w and "CAP_NET_ADMIN" in w for w in warned), warned
+    shown = d.handle_rpc("system.get", {}, None)
+    assert shown["dataplane"] == "null" and "CAP_NET_ADMIN" in shown["dataplane_reason"]
 
 
 def test_pyroute2_hint_fits_the_copy(tmp_path, monkeypatch):

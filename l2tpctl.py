@@ -4,14 +4,16 @@
     l2tpctl [-s PATH] [--json] OBJECT [profile] VERB [name=value | flag] ...
     l2tpctl [-s PATH] [--json] -f FILE       run the commands of FILE (config grammar)
     l2tpctl [-s PATH] [--json]               a shell on a terminal; commands from stdin
-    l2tpctl help [OBJECT [profile] [VERB]]   or: l2tpctl OBJECT [profile] [VERB] ?
+    l2tpctl help [OBJECT [profile] [VERB]]   or: l2tpctl OBJECT [profile] [VERB] ? (or -h)
     l2tpctl --version                        prints "l2tpctl VERSION"
 
 Options may come before or after the command words (`l2tpctl tunnel list --json -s
-PATH`); `--` ends them. The grammar, the mapping to JSON-RPC methods (`show` -> `get`,
-`tunnel profile modify` -> tunnel_profile.modify) and quoting are rpc_unix's
-(parse_command, parse_config); values go to the daemon as strings exactly as typed and the
-daemon checks them. The socket is -s PATH, else $L2TPD_SOCKET, else /run/l2tpd/l2tpd.sock
+PATH`); `--` ends them. -h/--help alone prints the usage, every line within 80 columns;
+after command words, that command's help, as `help WORDS` does (`l2tpctl tunnel create
+-h`). The grammar, the mapping to JSON-RPC methods (`show` -> `get`, `tunnel profile
+modify` -> tunnel_profile.modify) and quoting are rpc_unix's (parse_command,
+parse_config); values go to the daemon as strings exactly as typed and the daemon checks
+them. The socket is -s PATH, else $L2TPD_SOCKET, else /run/l2tpd/l2tpd.sock
 as root, else ./l2tpd.sock.
 
 The grammar without a daemon: l2tpctl-schema.json, beside this file (an installed copy
@@ -63,22 +65,28 @@ names that exist in the running daemon: tunnel_name=, tunnel_id=, session_name= 
 session_id= (in the tunnel given on the line, if one is), profile_name= (profiles of the
 command's kind: `session create profile_name=` offers session profiles), *_profile_name=
 and pool_name=/ip_pool_name=. That takes one list call, waiting at most LOOKUP_TIMEOUT,
-and offers nothing, silently, when no daemon answers. The `?` key shows the help for what
-is typed so far at once and leaves the line as it was (GNU readline; Ctrl-V ? types a `?`
-into a value); `help`, `help tunnel create`, and a line ending in `?` followed by Enter
-show help too (the last one then offers the line again). `;` separates commands on one
-line. Ctrl-C abandons the line or the call in progress and Ctrl-D leaves, each ending the
-terminal's line first. History is kept in ~/.l2tpctl_history ($L2TPCTL_HISTFILE
-overrides; created mode 0600) and never holds a secret: a line that gives secret=,
-user_password=, proxy_auth_response= or any parameter whose name contains "secret" or
-"password" is written to the file with each such value replaced by <hidden> (the rest of
-the line is kept, to be recalled and completed); a line that still says <hidden> is
-refused, not sent. Within the session the history holds the lines as typed. quit, exit or
-EOF (Ctrl-D) leave.
+and offers nothing, silently, when no daemon answers; a second TAB lists the candidates.
+The `?` key shows the help for what is typed so far at once and leaves the line as it was
+(GNU readline: a key binding of its own, made through ctypes; where that cannot be made,
+? is typed like any key; Ctrl-V ? types a `?` into a value); `help`, `help tunnel
+create`, and a line ending in `?` followed by Enter show help too (the last one then
+offers the line again). `;` separates commands on one line. Ctrl-C abandons the line or
+the call in progress and Ctrl-D leaves, each ending the terminal's line first. History is
+kept in ~/.l2tpctl_history ($L2TPCTL_HISTFILE overrides; created mode 0600) and never
+holds a secret: the file gets each line with <hidden> for the value of every parameter
+that is secret-ish, its name in any case being secret, user_password, proxy_auth_response
+or containing "secret" or "password", and of every parameter whose name the schema does
+not know for that command (a misspelt `secert=` is unknown; so is every parameter of an
+unknown command, and of any command when there is no schema); the schema is the
+daemon's rpc.describe if the session fetched it, else the schema file. The rest of the
+line is kept, to be recalled and completed; a line that still says <hidden> for such a
+parameter is refused, not sent. Within the session the history holds the lines as typed.
+quit, exit or EOF (Ctrl-D) leave.
 
 Start-up cost: only rpc_unix and the stdlib it already loads (json, os, socket, sys,
-time). The schema file is read only for help, completion and errors, readline only by the
-shell, difflib only to find a "did you mean". Never l2tpd, the protocol modules or pyroute2.
+time). The schema file is read only for help, completion and errors, readline and ctypes
+only by the shell, difflib only to find a "did you mean". Never l2tpd, the protocol
+modules or pyroute2.
 """
 import json
 import os
@@ -107,12 +115,13 @@ usage: l2tpctl [-s PATH] [--json] OBJECT [profile] VERB [name=value ...]
        l2tpctl [-s PATH] [--json]                  (interactive shell)
        l2tpctl help [OBJECT [profile] [VERB]]      (works without a daemon)
 options (before or after the command):
-         -s, --socket PATH   daemon socket (default $L2TPD_SOCKET, /run/l2tpd/l2tpd.sock
-                             as root, else ./l2tpd.sock)
-         -j, --json          results as JSON; errors as one JSON object on stderr
-         -f, --file FILE     run the commands in FILE ('-' for stdin)
-         -V, --version       print the version
-examples: l2tpctl tunnel create dest_ipaddr=192.0.2.1 tunnel_name=t1 secret=x hide_avps=yes
+  -s, --socket PATH   daemon socket (default $L2TPD_SOCKET, else
+                      /run/l2tpd/l2tpd.sock as root, else ./l2tpd.sock)
+  -j, --json          results as JSON; errors as one JSON object on stderr
+  -f, --file FILE     run the commands in FILE ('-' for stdin)
+  -h, --help          this usage; after a command, that command's help
+  -V, --version       print the version
+examples: l2tpctl tunnel create dest_ipaddr=192.0.2.1 tunnel_name=t1 secret=x
           l2tpctl session create tunnel_name=t1 session_name=s1
           l2tpctl tunnel profile modify profile_name=default hello_timeout=30
           l2tpctl tunnel list
@@ -638,55 +647,105 @@ def completions(schema, before, text, lookup=None):
 # --- Secrets and the history ---------------------------------------------------------------
 
 def is_secret(name):
+    """A parameter name that says it holds a secret, in any case: SECRET_PARAMS, or one
+    that contains "secret" or "password"."""
+    name = name.lower()
     return name in SECRET_PARAMS or "secret" in name or "password" in name
 
 
-def mask_secrets(line):
-    """The line with the value of every secret parameter (is_secret) replaced by HIDDEN.
-    Words are found by the grammar's rules (quotes, backslashes, `;`), so a quoted
-    secret with blanks is hidden whole; an unterminated quote hides to the end."""
-    out = []
+def hides(schema, method, name):
+    """Whether the history file hides the value of parameter `name` of `method`: a secret
+    (is_secret), or a name that is not one of the command's parameters in the schema (a
+    misspelt secret= is one; so is every parameter of a command the schema lacks)."""
+    entry = schema.get(method) if method else None
+    params = (entry.get("params") if isinstance(entry, dict) else None) or {}
+    return is_secret(name) or name not in params
+
+
+def _words(line):
+    """The words of a shell line by the grammar's rules (quotes, backslashes; `;` and a
+    newline end a command): [[(end, eq, text), ...] per command], with end the index in
+    line after the word, eq that of its first `=` not quoted or escaped (-1 if none) and
+    text the word (the part before that `=`) unquoted. An unterminated quote runs to the
+    end."""
+    commands, words = [], []
     i, n = 0, len(line)
     while i < n:
-        if line[i] in " \t\r\n;":
-            out.append(line[i])
+        if line[i] in ";\n":
+            commands.append(words)
+            words = []
             i += 1
             continue
-        start, eq, key = i, -1, []
+        if line[i] in " \t\r":
+            i += 1
+            continue
+        eq, text = -1, []
         while i < n and line[i] not in " \t\r\n;":
             c = line[i]
             if c == "\\":
                 if eq < 0:
-                    key.append(line[i + 1:i + 2])
+                    text.append(line[i + 1:i + 2])
                 i += 2
             elif c in "'\"":
                 j = i + 1
                 while j < n and line[j] != c:
-                    j += 2 if c == '"' and line[j] == "\\" else 1
-                if eq < 0:
-                    key.append(line[i + 1:j])
+                    if c == '"' and line[j] == "\\" and line[j + 1:j + 2] in ('"', "\\"):
+                        if eq < 0:
+                            text.append(line[j + 1])
+                        j += 2
+                        continue
+                    if eq < 0:
+                        text.append(line[j])
+                    j += 1
                 i = j + 1
             else:
                 if c == "=" and eq < 0:
                     eq = i
                 elif eq < 0:
-                    key.append(c)
+                    text.append(c)
                 i += 1
-        if eq >= 0 and is_secret("".join(key)):
-            out.append(line[start:eq + 1] + HIDDEN)
-        else:
-            out.append(line[start:i])
-    return "".join(out)
+        words.append((min(i, n), eq, "".join(text)))
+    commands.append(words)
+    return [w for w in commands if w]
 
 
-def save_history(readline, path, err):
+def _method_of(words):
+    """The method a command's words name, as rpc_unix builds it; None if they name none."""
+    heads = []
+    for _, eq, text in words[:3]:
+        if eq >= 0:
+            break
+        heads.append(text)
+    if heads[1:2] == ["profile"]:
+        heads = [heads[0] + "_profile"] + heads[2:]
+    if len(heads) < 2:
+        return None
+    return heads[0] + "." + rpc_unix.VERB_TO_METHOD.get(heads[1], heads[1])
+
+
+def mask_secrets(line, schema):
+    """The line with the value of every parameter the history hides (hides(): a secret,
+    or a name the schema does not know for that command) replaced by HIDDEN. Words are
+    found by the grammar's rules (quotes, backslashes, `;`), so a quoted secret with
+    blanks is hidden whole; an unterminated quote hides to the end."""
+    out, at = [], 0
+    for words in _words(line):
+        method = _method_of(words)
+        for end, eq, text in words:
+            if eq >= 0 and hides(schema, method, text):
+                out.append(line[at:eq + 1] + HIDDEN)
+                at = end
+    return "".join(out) + line[at:]
+
+
+def save_history(readline, path, err, schema):
     """Write the history file with secrets masked (mask_secrets); created mode 0600."""
     lines = [readline.get_history_item(i)
              for i in range(1, readline.get_current_history_length() + 1)]
     readline.clear_history()
     for line in lines:
         if line:
-            readline.add_history(mask_secrets(line))
+            readline.add_history(mask_secrets(line, schema))
     try:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
         readline.write_history_file(path)
@@ -734,6 +793,11 @@ class Ctl:
                 return {}
             self._schema = got
         return self._schema
+
+    def grammar(self):
+        """The grammar as far as it is known without asking the daemon: its rpc.describe
+        if that was fetched, else the schema file ({} if neither)."""
+        return self._schema or load_schema()
 
     def lookup(self, method, params):
         """A list call for completion: bounded by LOOKUP_TIMEOUT, None when it fails."""
@@ -887,7 +951,8 @@ def shell_line(ctl, line):
         ctl.report(parse_error(e, words), prefix="error: ")
         return ""
     for _, method, params in commands:
-        hidden = sorted(k for k, v in params.items() if v == HIDDEN and is_secret(k))
+        hidden = sorted(k for k, v in params.items()
+                        if v == HIDDEN and hides(ctl.grammar(), method, k))
         if hidden:
             ctl.report(UsageError(f"{', '.join(hidden)}: the history hides this value; "
                                   "type it again"), prefix="error: ")
@@ -937,7 +1002,7 @@ def shell(ctl):
                     ctl.newline()
     finally:
         if readline is not None:
-            save_history(readline, histfile, ctl.err)
+            save_history(readline, histfile, ctl.err, ctl.grammar())
         ctl.close()
     return 0
 
@@ -950,6 +1015,7 @@ def _setup_readline(ctl, readline, histfile):
     readline.set_history_length(1000)
     matches = []
     pending = []
+    asked = []  # [True] while the ? key runs; readline's own listing leaves it empty
 
     def show_help(substitution, found, longest):
         # Instead of listing "matches": the help, then the prompt and the line again.
@@ -963,7 +1029,7 @@ def _setup_readline(ctl, readline, histfile):
         if state == 0:
             before = readline.get_line_buffer()[:readline.get_begidx()]
             try:
-                if readline.get_completion_type() == ord("?"):  # the ? key
+                if asked:  # the ? key (a second TAB lists, as completion type '?' too)
                     pending[:] = [context_help(ctl.schema(), before, text, term_width())]
                     readline.set_completion_display_matches_hook(show_help)
                     matches[:] = [text + "?", text + "??"]  # two: readline "lists" them
@@ -979,8 +1045,37 @@ def _setup_readline(ctl, readline, histfile):
         readline.parse_and_bind("bind ^I rl_complete")
     else:
         readline.parse_and_bind("tab: complete")
-        if hasattr(readline, "get_completion_type"):
-            readline.parse_and_bind('"?": possible-completions')
+        _bind_help_key(readline, asked)
+
+
+def _bind_help_key(readline, asked):
+    """Bind the ? key (GNU readline, through ctypes) to a command of its own: it sets
+    asked[0] and runs possible-completions, so the completer knows the ? key from a second
+    TAB, which GNU readline also reports as completion type '?'. Without the library's
+    symbols ? is left to insert itself (a line ending in ? and Enter still shows help)."""
+    try:
+        import ctypes
+
+        lib = ctypes.CDLL(getattr(readline, "__file__", None))  # None: built in
+        possible = lib.rl_possible_completions
+        possible.argtypes = (ctypes.c_int, ctypes.c_int)
+        bind = lib.rl_bind_key
+    except (ImportError, OSError, AttributeError):
+        return None
+
+    def help_key(count, key):
+        asked[:] = [True]
+        try:
+            return possible(count, key)
+        finally:
+            asked[:] = []
+
+    command = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_int)(help_key)
+    bind.argtypes = (ctypes.c_int, type(command))
+    if bind(ord("?"), command) != 0:
+        return None
+    _bind_help_key.keep = command  # readline holds the pointer: keep the callback alive
+    return command
 
 
 def _offer_hook(readline, text):
@@ -1050,14 +1145,17 @@ def main(argv=None):
         else:
             print(f"l2tpctl: {e}\n{USAGE}", file=sys.stderr)
         return 2
-    if opts.help:
+    if opts.help and not opts.words:
         print(USAGE)
         return 0
-    if opts.version:
+    if opts.version and not opts.help:
         print(json.dumps({"version": VERSION}) if opts.as_json else f"l2tpctl {VERSION}")
         return 0
     ctl = Ctl(opts.path, opts.as_json)
     try:
+        if opts.help:  # after command words: that command's help, as `help WORDS`
+            words = opts.words[1:] if opts.words[0] in ("help", "?") else opts.words
+            return ctl.run_help(words)
         if opts.script is not None:
             if opts.words:
                 raise UsageError("-f FILE takes no command", hint=USAGE_HINT)

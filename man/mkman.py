@@ -399,7 +399,7 @@ L2TPCTL_OPTION_TEXT = {
               "object on standard error: {\"error\": {\"code\": N, \"message\": ...}}.",
     "--file": "Run the commands in FILE ('-' for standard input), one a line; their command "
               "names are checked before the first runs, and the first error stops the run.",
-    "--help": "Show the usage and exit.",
+    "--help": "Show the usage and exit; after command words, that command's help.",
     "--version": "Show the version and exit.",
 }
 

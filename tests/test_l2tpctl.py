@@ -433,6 +433,32 @@ def test_help_without_a_daemon():
         assert (out == out80) == (cols == "80")
 
 
+def test_usage_fits_80_columns():
+    rc, out, err = ctl("--help")
+    assert (rc, err) == (0, "") and out == l2tpctl.USAGE + "\n"
+    wide = [x for x in out.splitlines() if len(x) > 80]
+    assert not wide, wide
+
+
+def test_help_option_after_a_command(daemon):
+    # -h/--help after command words: that command's help, as `help WORDS`, exit 0.
+    want = ctl("help", "tunnel", "create", path=daemon)
+    assert want[0] == 0 and want[1].startswith("tunnel create: Create a tunnel to a peer")
+    assert ctl("tunnel", "create", "-h", path=daemon) == want
+    assert ctl("tunnel", "create", "--help", path=daemon) == want
+    assert ctl("-h", "tunnel", "create", "dest_ipaddr=10.0.0.1", path=daemon) == want
+    assert ctl("help", "tunnel", "create", "-h", path=daemon) == want
+    assert ctl("tunnel", "-h", path=daemon) == ctl("help", "tunnel", path=daemon)
+    assert not any(m == "tunnel.create" for m, _ in SEEN)  # nothing was created
+    rc, out, _ = ctl("tunnel", "create", "--help", "--json", path=daemon)
+    assert (rc, json.loads(out)) == (0, {"tunnel.create": SCHEMA["tunnel.create"]})
+    # Without a daemon, from the schema file; an unknown command as `help` says it.
+    offline = ctl("help", "session", "show", path=ABSENT)
+    assert offline[0] == 0 and ctl("session", "show", "-h", path=ABSENT) == offline
+    assert ctl("tunnl", "create", "-h", path=ABSENT) == (
+        2, "", "l2tpctl: unknown command 'tunnl create' (did you mean 'tunnel create'?)\n")
+
+
 def test_events_subscribe_streams_until_the_daemon_goes(tmp_path):
     loop = Loop()
     path = str(tmp_path / "ev.sock")
@@ -488,7 +514,7 @@ def test_imports_only_rpc_unix():
     # (selectors is not in the list: socket itself imports it on CPython 3.11.)
     forbidden = {"l2tpd", "avp", "ctrlchan", "fsm", "ppp", "kernel", "pyroute2", "readline",
                  "argparse", "threading", "subprocess", "logging", "difflib", "textwrap",
-                 "shutil"}
+                 "shutil", "ctypes"}
     assert not mods & forbidden
     # And it runs on that alone: `-h` needs no daemon. (How fast it starts is for a
     # benchmark to measure, not for a test to assert against this machine's speed.)
@@ -663,16 +689,39 @@ def test_help_fits_80_and_120_columns():
 
 
 def test_mask_secrets():
-    m = l2tpctl.mask_secrets
+    def m(line):
+        return l2tpctl.mask_secrets(line, SCHEMA)
+
     assert m("tunnel create dest_ipaddr=10.0.0.1 secret=hush") == (
         "tunnel create dest_ipaddr=10.0.0.1 secret=<hidden>")
     assert m("session create user_password='a b' proxy_auth_response=0a0b; system show") == (
         "session create user_password=<hidden> proxy_auth_response=<hidden>; system show")
     assert m('x y radius_secret="q\\" r" db_password=\'open') == (
         "x y radius_secret=<hidden> db_password=<hidden>")
-    assert m("tunnel modify 'sec'ret=s3 secret tunnel_name=secret") == (
-        "tunnel modify 'sec'ret=<hidden> secret tunnel_name=secret")
+    assert m("tunnel create 'sec'ret=s3 secret tunnel_name=secret") == (
+        "tunnel create 'sec'ret=<hidden> secret tunnel_name=secret")
     assert m("tunnel list") == "tunnel list"
+    # A name that is not a parameter of that command (a misspelling) is hidden, and a
+    # secret's name in any case.
+    assert m("tunnel profile modify profile_name=zz secert=hunter2") == (
+        "tunnel profile modify profile_name=zz secert=<hidden>")
+    assert m("tunnel create dest_ipaddr=10.0.0.1 SECRET=hunter2 Tunnel_Name=t") == (
+        "tunnel create dest_ipaddr=10.0.0.1 SECRET=<hidden> Tunnel_Name=<hidden>")
+    assert m("session create tunnel_name=t1 user_pasword='a b' ; tunnel get  tunnel_name=t1"
+             " tunnel_nmae=x") == ("session create tunnel_name=t1 user_pasword=<hidden> ; "
+                                   "tunnel get  tunnel_name=t1 tunnel_nmae=<hidden>")
+    # The command as rpc_unix reads it: "show" is get, "profile" makes a profile object.
+    assert m("tunnel show tunnel_name=t1 hello_timeout=3") == (
+        "tunnel show tunnel_name=t1 hello_timeout=<hidden>")
+    assert m("tunnel profile modify hello_timeout=3 local_only") == (
+        "tunnel profile modify hello_timeout=3 local_only")
+    # An unknown command, or no schema at all: no parameter is known.
+    assert m("tunnl create tunnel_name=t1") == "tunnl create tunnel_name=<hidden>"
+    assert l2tpctl.mask_secrets("tunnel create dest_ipaddr=1.2.3.4", {}) == (
+        "tunnel create dest_ipaddr=<hidden>")
+    assert l2tpctl.is_secret("User_PassWord") and l2tpctl.is_secret("RADIUS_SECRET")
+    assert l2tpctl.hides(SCHEMA, "tunnel.create", "secert")
+    assert not l2tpctl.hides(SCHEMA, "tunnel.create", "tunnel_name")
 
 
 # --- The interactive shell ---------------------------------------------------------------
@@ -806,8 +855,14 @@ def test_shell_completion_help_and_history(daemon, tmp_path):
         sh.send("tunnl list\r")
         assert ("error: unknown command 'tunnl list' (did you mean 'tunnel list'?)"
                 in sh.expect("l2tpctl> "))
+        # A misspelt secret parameter: the daemon refuses it, the history file hides it.
+        sh.send("tunnel profile modify profile_name=zz secert=hunter2 SECRET=hunter3\r")
+        assert "secert: unknown parameter" in sh.expect("l2tpctl> ")
         # A line with a secret the history file hides is refused, not sent.
         n = len(SEEN)
+        sh.send("tunnel profile modify profile_name=zz secert=<hidden>\r")
+        assert ("error: secert: the history hides this value; type it again"
+                in sh.expect("l2tpctl> "))
         sh.send("tunnel create dest_ipaddr=10.0.0.1 secret=<hidden>\r")
         assert ("error: secret: the history hides this value; type it again"
                 in sh.expect("l2tpctl> "))
@@ -825,6 +880,8 @@ def test_shell_completion_help_and_history(daemon, tmp_path):
     assert "hush" not in text
     assert ("tunnel create dest_ipaddr=10.0.0.1 auth_mode=challenge secret=<hidden>"
             in lines)
+    assert "hunter" not in text
+    assert "tunnel profile modify profile_name=zz secert=<hidden> SECRET=<hidden>" in lines
     assert stat.S_IMODE(os.stat(hist).st_mode) == 0o600
     assert SEEN.count(("rpc.describe", {})) == 1  # fetched once per session
 
@@ -870,3 +927,56 @@ def test_shell_without_daemon(tmp_path):
     finally:
         sh.close()
     assert "system show" in hist.read_text()
+
+
+def names_handler(method, params, conn):
+    """A daemon with tunnels gamma and delta, sessions s-g1 and s-g2 in gamma."""
+    SEEN.append((method, params))
+    if method == "rpc.describe":
+        return SCHEMA
+    if method == "tunnel.list":
+        return [{"tunnel_id": 1, "tunnel_name": "gamma"}, {"tunnel_id": 2, "tunnel_name": "delta"}]
+    if method == "session.list":
+        if params.get("tunnel_name") != "gamma":
+            return []
+        return [{"tunnel_id": 1, "session_id": 11, "session_name": "s-g1"},
+                {"tunnel_id": 1, "session_id": 12, "session_name": "s-g2"}]
+    if method == "session.get":
+        return {"tunnel_id": 1, "session_id": 11, "session_name": params["session_name"]}
+    raise RpcError(rpc_unix.ERR_METHOD_NOT_FOUND, f"method not found: {method}")
+
+
+def test_shell_double_tab_lists_names_and_question_mark_helps(tmp_path):
+    """Double TAB lists the candidates (readline calls that completion type '?' too); only
+    the ? key shows help."""
+    loop = Loop()
+    path = str(tmp_path / "l2tpd.sock")
+    loop.servers.append(rpc_unix.RpcServer(path, names_handler, loop.watch,
+                                           log=loop.log.append))
+    loop.start()
+    sh = Pty([sys.executable, L2TPCTL, "-s", path], shell_env(tmp_path, tmp_path / "h"))
+    try:
+        sh.expect("l2tpctl> ")
+        sh.send("tunnel show tunnel_name=\t\t")
+        out = sh.expect("l2tpctl> tunnel show tunnel_name=")
+        assert "tunnel_name=gamma" in out and "tunnel_name=delta" in out, out
+        assert "TEXT" not in out and "Administrative name" not in out, out
+        sh.send("\x15session show tunnel_name=gamma session_name=s-g\t\t")
+        out = sh.expect("s-g2")
+        assert "session_name=s-g1" in out and "TEXT" not in out, out
+        sh.expect("l2tpctl> session show tunnel_name=gamma session_name=s-g")
+        # The ? key on the same word: that parameter's help, the line left as it was.
+        sh.send("?")
+        out = sh.expect("l2tpctl> session show tunnel_name=gamma session_name=s-g")
+        assert "session_name=TEXT" in out and "s-g1" not in out, out
+        sh.send("1\r")
+        sh.expect("l2tpctl> ")
+        assert ("session.get", {"tunnel_name": "gamma", "session_name": "s-g1"}) in SEEN
+        # One TAB on a unique name still completes it.
+        sh.send("tunnel show tunnel_name=g\t")
+        sh.expect("tunnel_name=gamma ")
+        sh.send("\x15quit\r")
+        assert sh.proc.wait(WAIT) == 0
+    finally:
+        sh.close()
+        loop.stop()

@@ -562,18 +562,25 @@ def test_iccn_framing_stays_within_the_lnss_capabilities(rig):
     assert cn.get(sp.FRAMING_TYPE) == sp.SYNC   # never 3 toward a sync-only LNS
 
 
-def test_ocrq_with_a_framing_type_we_do_not_offer_gets_cdn(rig):
+@pytest.mark.parametrize("caps, types, word", [
+    ({"framing_caps": "sync"}, {"framing_type": sp.ASYNC, "bearer_type": sp.DIGITAL},
+     "framing"),
+    ({"bearer_caps": "digital"}, {"framing_type": sp.SYNC, "bearer_type": sp.ANALOG},
+     "bearer"),
+])
+def test_ocrq_with_a_type_we_do_not_offer_gets_cdn(rig, caps, types, word):
     peer = rig.peer()
-    tid, rq = rig.opens(peer, framing_caps="sync")
-    assert rq.get(sp.FRAMING_CAPABILITIES) == sp.SYNC
+    tid, rq = rig.opens(peer, **caps)
+    attr = sp.FRAMING_CAPABILITIES if "framing_caps" in caps else sp.BEARER_CAPABILITIES
+    assert rq.get(attr) == (sp.SYNC if "framing_caps" in caps else sp.DIGITAL)
     peer.answer_sccrq(rq)
     _established(rig, tid)
-    sid = peer.ocrq(framing_type=sp.ASYNC, bearer_type=sp.DIGITAL)
+    sid = peer.ocrq(**types)
     cdn = peer.expect(sp.CDN, SHORT)
     # 4.4.3: "Attempts to do so will result in the call being rejected": result 5
     # (no appropriate facilities, permanent), and the message says why.
     assert cdn.result[0] == 5, cdn.result
-    assert "framing" in (cdn.result[2] or "").lower(), cdn.result
+    assert word in (cdn.result[2] or "").lower(), cdn.result
     assert cdn.session_id == sid
     assert peer.messages(sp.OCRP) == []
 
@@ -593,20 +600,6 @@ def test_iccn_with_a_framing_type_we_do_not_offer_gets_cdn(rig):
         assert cdn.session_id == sid and "framing" in (cdn.result[2] or "").lower()
         peer.stopccn()
         peer.close()
-
-
-def test_ocrq_with_a_bearer_type_we_do_not_offer_gets_cdn(rig):
-    peer = rig.peer()
-    tid, rq = rig.opens(peer, bearer_caps="digital")
-    assert rq.get(sp.BEARER_CAPABILITIES) == sp.DIGITAL
-    peer.answer_sccrq(rq)
-    _established(rig, tid)
-    sid = peer.ocrq(framing_type=sp.SYNC, bearer_type=sp.ANALOG)
-    cdn = peer.expect(sp.CDN, SHORT)
-    assert cdn.result[0] == 5, cdn.result
-    assert "bearer" in (cdn.result[2] or "").lower(), cdn.result
-    assert cdn.session_id == sid
-    assert peer.messages(sp.OCRP) == []
 
 
 # ============================================================ h. FAULT 3: Hello is decoded

@@ -72,12 +72,14 @@ _MIN_RTO_CAP = const(8000)   # section 5.8: a backoff cap MUST be no less than 8
 _MAX_ACK_DELAY = const(500)  # well under any peer's 1 s retransmission (OpenL2TP: 500)
 _DEFAULT_PEER_RWS = const(4)  # section 5.8: RWS AVP absent -> assume 4
 # Bounded send queue. A peer that acks slowly while it keeps sending requests
-# would grow the queue of our answers without limit: past RX_HOLD unacknowledged
-# messages, new messages from the peer are dropped unacked (it retransmits them
-# later: flow control through its own window), StopCCN excepted; past MAX_UNACKED
-# (our own sends: admin calls, Hellos) the channel fails and the tunnel is cleared.
-RX_HOLD = const(256)
+# would grow the queue of our answers without limit: past MAX_UNACKED messages not
+# yet acknowledged the channel fails and the tunnel is cleared (with its best-effort
+# StopCCN). Receiving is never held back: two peers that both withheld acks while
+# their queues were long would wait for each other for ever. The tunnel refuses
+# new local calls earlier, at BUSY (see `busy`), so an administrator's burst cannot
+# reach the limit.
 MAX_UNACKED = const(4096)
+BUSY = const(2048)
 
 OPEN = "open"
 CLOSING = "closing"
@@ -272,12 +274,6 @@ class ControlChannel:
             self._last_rx = now
             return []
         ahead = (ns - self._nr) & _MASK
-        if (not ahead and len(self._msgs) - self._head >= RX_HOLD
-                and avp.peek_message_type(body) != avp.STOPCCN):
-            # Flow control: our answers are piling up unacknowledged. Not taken,
-            # not acked: the peer sends it again later (see RX_HOLD).
-            cnt[_C_CONTROL_RX_OOS_DISCARDS] += 1
-            return []
         if ahead >= _HALF or ns in self._ooo:
             # Ref: RFC2661 section 5.8: a duplicate is discarded but MUST be acked;
             # the peer retransmits because our ack went missing, so ack at once.
@@ -388,6 +384,12 @@ class ControlChannel:
     def unacked(self):
         """How many messages are not yet acknowledged: in flight or still queued."""
         return len(self._msgs) - self._head
+
+    @property
+    def busy(self):
+        """True while BUSY or more of our messages wait for acknowledgement: the
+        tunnel places no new calls of its own until the peer catches up."""
+        return len(self._msgs) - self._head >= BUSY
 
     @property
     def has_events(self):

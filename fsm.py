@@ -662,6 +662,9 @@ class Tunnel(_Machine):
         m = min(self.config.max_sessions or _MAX_CALLS, _MAX_CALLS)
         if len(self.sessions) >= m:
             raise avp.LocalError(f"max_sessions {m} reached on tunnel {self.tunnel_id}")
+        if self.channel.busy:
+            raise avp.LocalError(f"tunnel {self.tunnel_id} is busy: {self.channel.unacked} "
+                                 "messages wait for the peer's acknowledgement; try again")
         s = Session(self, sid, session_type, params)
         s.announced = True
         self.sessions[sid] = s

@@ -488,3 +488,31 @@ def test_an_lns_at_max_tunnels_answers_with_stopccn(pair):
              what="one cleared")
     a.call("tunnel.create", dict(dest, tunnel_name="three"))
     wait_for(lambda: tunnel_state(a, "three") == "established", what="three up")
+
+
+def test_a_thousand_calls_at_once_between_two_daemons(pair):
+    # Both sides with hundreds of messages in flight must keep acking each other
+    # (an earlier flow control withheld acks on both sides and deadlocked).
+    a, b = pair
+    a.call("tunnel.create", {"dest_ipaddr": "127.0.0.2", "peer_udp_port": b.port,
+                             "tunnel_name": "t"})
+    wait_for(lambda: tunnel_state(a, "t") == "established", 10, "up")
+    # Two JSON-RPC batches of 500: 1000 ICRQs queued in two loop passes.
+    import json
+    import socket
+    for batch in range(2):
+        reqs = [{"jsonrpc": "2.0", "id": batch * 500 + i, "method": "session.create",
+                 "params": {"tunnel_name": "t"}} for i in range(500)]
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
+            c.settimeout(30)
+            c.connect(a.sock)
+            c.sendall(json.dumps(reqs).encode() + b"\n")
+            buf = b""
+            while not buf.endswith(b"\n"):
+                chunk = c.recv(1 << 20)
+                assert chunk, "the daemon closed the connection"
+                buf += chunk
+        assert all("result" in r for r in json.loads(buf)), buf[:300]
+    wait_for(lambda: sum(s["state"] == "established" for s in b.call("session.list"))
+             == 1000, 60, "1000 calls up on the LNS")
+    assert sum(s["state"] == "established" for s in a.call("session.list")) == 1000

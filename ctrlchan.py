@@ -225,19 +225,21 @@ class ControlChannel:
         self._msgs.append((session_id, bytes(body), mtype))
 
     def take_final(self):
-        """[the datagram queued by send_final] once, else []."""
+        """[the datagrams queued by send_final] once, else []."""
         final, self._final = self._final, None
-        return [final] if final is not None else []
+        return final or []
 
     def send_final(self, body, session_id=0):
         """Queue `body` (a StopCCN) to go out once, unreliably, after the channel has
         failed: RFC 2661 5.7 lets a side that gives up tell the peer, so the peer
         clears within a round trip instead of keeping the tunnel for minutes."""
-        # Ns: what the peer last said it expects (its Nr). If it never heard our
-        # unacknowledged messages, this is the number it waits for; in order, so it
-        # is delivered rather than queued behind the gap.
-        self._final = avp.push_control(self.peer_tunnel_id, session_id, self._peer_nr,
-                                       self._nr, bytes(body))
+        # Which Ns the peer waits for is unknown: the one it last asked for (its
+        # Nr; it heard none of our unacknowledged messages) or the next new one (it
+        # heard them, its acks were lost). Both go: the wrong one is a duplicate,
+        # acked and dropped, the right one is taken in order.
+        body = bytes(body)
+        self._final = [avp.push_control(self.peer_tunnel_id, session_id, ns, self._nr, body)
+                       for ns in sorted(set((self._peer_nr, self._ns)))]
 
     def set_log(self, log):
         """Replace the log callable (None: silent), e.g. when trace flags change."""

@@ -400,7 +400,7 @@ class TunnelRec:
     __slots__ = ("tid", "t", "params", "peer", "local", "created_by_admin", "create_time",
                  "name", "create_keys", "sessions", "session_names", "restore", "deleted",
                  "scheduled", "peer_key", "persist_attempts", "was_up", "down_reason",
-                 "idle_since", "idle_timer", "replaces")
+                 "idle_since", "idle_timer", "muted")
 
     def __init__(self, tid, t, params, peer, local, created_by_admin, now):
         self.tid = tid
@@ -423,8 +423,7 @@ class TunnelRec:
         self.down_reason = None
         self.idle_since = now
         self.idle_timer = None        # the pending idle_timeout check, if any
-        self.replaces = None          # (tid, create_time) of the tunnel a restarted peer
-        #                               left behind: cleared once this one is up
+        self.muted = False            # its peer seems to have restarted (Daemon.stale)
 
 
 class SessionRec:
@@ -488,6 +487,8 @@ class Daemon:
         self.tunnel_names = {}   # name -> tid
         self.opening = {}        # peer address -> {tid} we sent an SCCRQ to, not yet up
         self.zero_tid = {}       # (ip, port) -> {tid} being set up with accept_zero_tunnel_id
+        self.stale = {}          # (ip, port, peer tid) -> (tid, create_time): a tunnel
+        #                          whose peer sent a new SCCRQ with its key (restart?)
         self.num_sessions = 0
         self.dirty = set()       # tids with datagrams or deadlines to refresh
         self.heap = []           # (deadline, seq, key); key: tid or a Timer
@@ -828,21 +829,25 @@ class Daemon:
                 ptid = None   # the fsm answers what it cannot read
         old = None
         if ptid is not None:
-            old = self.tunnels.get(self.by_peer.get((addr[0], addr[1], ptid)))
-            if old is not None:
-                if old.t.state == "wait-ctl-conn":
-                    # RFC 2661 5.8: a retransmitted SCCRQ (our SCCRP is still
-                    # unacknowledged); the channel acks the duplicate.
-                    self._feed(old, data, h, now)
-                    return
-                # Past that point the peer has no reason to repeat its SCCRQ: it
-                # restarted (or redials) with the same Assigned Tunnel ID. A tunnel
-                # already down goes now; an established one when the new control
-                # connection is up (authenticated, if the profile says so), so one
-                # forged SCCRQ cannot clear a tunnel and its sessions.
-                if old.t.state in ("closing", "closed"):
-                    self._peer_restarted(old, ptid, now)
-                    old = None
+            key = (addr[0], addr[1], ptid)
+            old = self.tunnels.get(self.by_peer.get(key))
+            if old is not None and old.t.state == "wait-ctl-conn":
+                # RFC 2661 5.8: a retransmitted SCCRQ (our SCCRP is still
+                # unacknowledged); the channel acks the duplicate.
+                self._feed(old, data, h, now)
+                return
+            # Past that point the peer has no reason to repeat its SCCRQ: it restarted
+            # (or redials) with the same Assigned Tunnel ID. A tunnel already down goes
+            # now; an established one is remembered as stale (self.stale) and goes
+            # when a new control connection with this key is up (authenticated, if
+            # the profile says so), so one forged SCCRQ cannot clear a tunnel and its
+            # sessions. Meanwhile it is muted: no Hello or final StopCCN of it may
+            # reach the peer's new tunnel, which has the same id.
+            if old is not None and old.t.state in ("closing", "closed"):
+                self._peer_restarted(old, ptid, now)
+            elif old is not None:
+                self.stale.setdefault(key, (old.tid, old.create_time))
+                self._mute(old, True)
         params = Params(base, {"peer_profile_name": peer_prof, "profile_name": tprof})
         if self.opening.get(addr[0]) and self._tie_break(tie, addr, now) == "drop":
             return
@@ -855,8 +860,6 @@ class Daemon:
         if ptid is not None:
             rec.peer_key = (addr[0], addr[1], ptid)
             self.by_peer[rec.peer_key] = rec.tid
-        if old is not None:
-            rec.replaces = (old.tid, old.create_time)
         self.event("tunnel_created", rec)
         self._feed(rec, data, h, now)
         if rec.t.state == "wait-ctl-conn":
@@ -942,26 +945,57 @@ class Daemon:
         self.dirty.add(rec.tid)
         self.apply(rec, rec.t.abandon(now, reason), now)
 
+    def _stale_of(self, key):
+        """The live tunnel remembered as stale for a peer key, or None."""
+        entry = self.stale.get(key)
+        if entry is None:
+            return None
+        old = self.tunnels.get(entry[0])
+        if old is None or old.create_time != entry[1] or old.t.state == "closed":
+            del self.stale[key]
+            return None
+        return old
+
+    def _mute(self, rec, on):
+        """A tunnel whose peer seems to have restarted sends no Hello (its id now
+        names the peer's new tunnel) and no final StopCCN; unmuted when no new
+        control connection with its key is pending any more."""
+        rec.muted = on
+        rec.t.channel.hello_timeout = 0 if on else (rec.params.get("hello_timeout") or 0) * 1000
+        self.dirty.add(rec.tid)
+
     def _replace_stale(self, rec, now):
-        """The new control connection of a restarted peer is up: the tunnel it left
-        behind (still established on our side) is cleared now."""
-        old_tid, born = rec.replaces
-        rec.replaces = None
-        old = self.tunnels.get(old_tid)
-        if old is not None and old.create_time == born and old.t.state != "closed":
+        """A control connection with a stale tunnel's key is up: the peer did
+        restart, and the tunnel it left behind is cleared now."""
+        old = self._stale_of(rec.peer_key)
+        if old is not None and old is not rec:
+            del self.stale[rec.peer_key]
             self._peer_restarted(old, rec.t.peer_tunnel_id, now)
+
+    def _stale_alone(self, key):
+        """The attempt to replace a stale tunnel ended without coming up: if none
+        is pending any more, the stale tunnel speaks again (the SCCRQ was forged, or
+        the peer gave up); it stays stale, so a later restart still clears it."""
+        old = self._stale_of(key)
+        if old is None:
+            return
+        pending = self.tunnels.get(self.by_peer.get(key))
+        if pending is None or pending is old or pending.t.state != "wait-ctl-conn":
+            self.by_peer[key] = old.tid
+            self._mute(old, False)
 
     def _zero_tid_tunnel(self, addr):
         """The accept_zero_tunnel_id quirk (some D-Link LACs send their SCCCN to
-        Tunnel ID 0; accel-ppp has the same option): the one tunnel being set up
+        Tunnel ID 0; accel-ppp has the same option): the newest tunnel being set up
         with that option whose peer is exactly `addr` (ip, port), or None."""
         found = None
         for tid in self.zero_tid.get((addr[0], addr[1]), ()):
             rec = self.tunnels.get(tid)
             if (rec is not None and rec.peer == addr
-                    and rec.t.state in ("wait-ctl-conn", "wait-ctl-reply")):
-                if found is not None:
-                    return None   # two candidates: guessing could join the wrong one
+                    and rec.t.state in ("wait-ctl-conn", "wait-ctl-reply")
+                    and (found is None or rec.create_time >= found.create_time)):
+                # Several (the router redialled before its first attempt ended): the
+                # newest, which its latest SCCRQ made; the older ones time out.
                 found = rec
         if found is not None:
             self.trace(TRACE_BITS["protocol"], f"tunnel {found.tid}: took a message sent "
@@ -1180,7 +1214,7 @@ class Daemon:
                                         f"the limit of {maxt} tunnels is reached"), now)
             return
         self.up.add(rec.tid)
-        if rec.replaces is not None:
+        if rec.peer_key in self.stale:
             self._replace_stale(rec, now)
         rec.was_up = True
         rec.persist_attempts = 0
@@ -1236,6 +1270,8 @@ class Daemon:
     def _act_tunnel_down(self, rec, a, now):
         self.up.discard(rec.tid)
         self._half_open_done(rec)
+        if not rec.was_up and rec.peer_key in self.stale:
+            self._stale_alone(rec.peer_key)   # a restart's new tunnel failed
         rec.down_reason = a[2]
         self.closing.add(rec.tid)
         self._not_opening(rec)
@@ -1373,7 +1409,7 @@ class Daemon:
         if self.tunnels.get(rec.tid) is not rec:
             return
         try:
-            for d in rec.t.datagrams_to_send(now) if last_words else ():
+            for d in rec.t.datagrams_to_send(now) if last_words and not rec.muted else ():
                 self.send(rec, d)
         except Exception:
             self.log.exception(f"tunnel {rec.tid}: transmit")
@@ -1385,6 +1421,8 @@ class Daemon:
         self._zero_tid_done(rec)
         if rec.peer_key and self.by_peer.get(rec.peer_key) == rec.tid:
             del self.by_peer[rec.peer_key]
+        if rec.peer_key in self.stale:
+            self._stale_alone(rec.peer_key)
         if rec.name and self.tunnel_names.get(rec.name) == rec.tid:
             del self.tunnel_names[rec.name]
         self.dirty.discard(rec.tid)

@@ -400,6 +400,10 @@ def check_proxy(params):
         # "The Challenge is a string of one or more octets."
         raise CallError("proxy_authen_challenge must be one or more octets",
                         "proxy_authen_challenge")
+    if ptype == avp.PROXY_AUTH_CHAP and len(params.get("proxy_authen_response")) != 16:
+        # RFC 1994 section 4.1: the MD5 CHAP Response Value is 16 octets.
+        raise CallError("a CHAP (MD5) proxy_authen_response is 16 octets",
+                        "proxy_authen_response")
 
 
 def _fmt(why):
@@ -582,8 +586,8 @@ class Tunnel(_Machine):
         if session_type == "lnoc":
             bc = p.get("bearer_caps")
             if not bc:
-                raise CallError("the peer sent no Bearer Capabilities, so it takes no "
-                                "outgoing calls (RFC 2661 6.9)", "session_type")
+                raise CallError("the peer sent no Bearer Capabilities (or none set), so it "
+                                "takes no outgoing calls (RFC 2661 6.9)", "session_type")
             out["bearer_type"] = _fit("bearer type", "Bearer Capabilities",
                                       params.get("bearer_type"), bc, "bearer_type")
         fc = p.get("framing_caps", 3)

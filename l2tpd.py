@@ -230,7 +230,7 @@ SYSTEM = {
     "max_tunnels": _p("int", 0, "tunnels (0 = no limit)", min=0, max=65535),
     "max_half_open_tunnels": _p("int", 1000, "peers' tunnels being set up at once (SCCRQ "
                                 "answered, no SCCCN yet); past it the oldest is cleared",
-                                min=1, max=65535),
+                                min=1, max=32768),
     "max_sessions": _p("int", 0, "sessions in all tunnels (0 = no limit)", min=0),
     "drain_tunnels": _p("bool", False, "refuse new tunnels and sessions, keep the rest"),
     "tunnel_establish_timeout": _p("int", 120, "clear tunnels not up within (s; 0 = never)",
@@ -512,6 +512,7 @@ class Daemon:
         self.half_open = {}      # tid -> (seq, ip): peers' tunnels waiting for their SCCCN
         self._ho_addr = {}       # ip -> heap of (seq, tid), oldest first; lazily cleaned
         self._ho_count = {}      # ip -> how many of half_open are from it
+        self._ho_max = []        # heap of (-count, ip): the host with the most (_ho_set)
         self._evicted = 0        # evictions not yet logged (_evict_log)
         self._evict_logged = -1000
         self._log_tokens = 100.0  # _log_limited's bucket
@@ -887,10 +888,10 @@ class Daemon:
         ip = rec.peer[0]
         self.half_open[rec.tid] = (self.seq, ip)
         heapq.heappush(self._ho_addr.setdefault(ip, []), (self.seq, rec.tid))
-        self._ho_count[ip] = self._ho_count.get(ip, 0) + 1
+        self._ho_set(ip, self._ho_count.get(ip, 0) + 1)
         limit = self.system["max_half_open_tunnels"]
         while len(self.half_open) > limit:
-            ip = max(self._ho_count, key=self._ho_count.get)
+            ip = self._ho_heaviest()
             heap = self._ho_addr[ip]
             seq, tid = heapq.heappop(heap)
             if self.half_open.get(tid, (None,))[0] != seq:
@@ -910,13 +911,33 @@ class Daemon:
         ip = entry[1]
         n = self._ho_count[ip] - 1
         heap = self._ho_addr[ip]
+        self._ho_set(ip, n)
         if n == 0:
-            del self._ho_count[ip], self._ho_addr[ip]
+            del self._ho_addr[ip]
             return
-        self._ho_count[ip] = n
         if len(heap) > 2 * n + 64:   # drop the entries of tunnels no longer half-open
             heap[:] = [(q, t) for q, t in heap if self.half_open.get(t, (None,))[0] == q]
             heapq.heapify(heap)
+
+    def _ho_set(self, ip, n):
+        """Half-open count of one host; _ho_max (a heap of (-count, ip), entries
+        that no longer match the count are dropped lazily) finds the host with the
+        most in O(log hosts)."""
+        if n:
+            self._ho_count[ip] = n
+            heapq.heappush(self._ho_max, (-n, ip))
+        else:
+            self._ho_count.pop(ip, None)
+        if len(self._ho_max) > 4 * len(self._ho_count) + 64:
+            self._ho_max = [(-c, a) for a, c in self._ho_count.items()]
+            heapq.heapify(self._ho_max)
+
+    def _ho_heaviest(self):
+        while True:
+            neg, ip = self._ho_max[0]
+            if self._ho_count.get(ip) == -neg:
+                return ip
+            heapq.heappop(self._ho_max)
 
     def _evict_log(self, rec, limit, now):
         """One warning per second at most, however fast a flood evicts."""
@@ -2120,6 +2141,9 @@ class Daemon:
             if name in profs.items:
                 raise RpcError.param(rpc_unix.ERR_PROFILE_ALREADY_EXISTS, "profile_name",
                                      f"{kind} profile {name!r} already exists", name)
+            if len(profs.items) >= MAX_PROFILES:   # memory stays bounded
+                raise RpcError.param(rpc_unix.ERR_PARAM_BAD_VALUE, "profile_name",
+                                     f"{MAX_PROFILES} {kind} profiles exist already")
             self._check_profile_values(kind, p, name)
             profs.items[name] = dict(p)
             self.event("profile_created", kind=kind, profile_name=name)
@@ -2418,6 +2442,9 @@ class Daemon:
         if name in self.pools:
             raise RpcError.param(rpc_unix.ERR_IPPOOL_ALREADY_EXISTS, "pool_name",
                                  f"IP pool {name!r} already exists", name)
+        if len(self.pools) >= MAX_POOLS:
+            raise RpcError.param(rpc_unix.ERR_PARAM_BAD_VALUE, "pool_name",
+                                 f"{MAX_POOLS} IP pools exist already")
         if p.get("first_addr") and not p.get("num_addrs"):
             raise RpcError.param(rpc_unix.ERR_PARAM_MISSING, "num_addrs",
                                  "first_addr needs num_addrs")
@@ -2455,6 +2482,13 @@ class Daemon:
     def _pool_block(verb):
         def m(self, p, conn):
             pool = self._pool(p)
+            if verb == "reserve" and len(pool.reserved) + (p.get("num_addrs") or 1) > \
+                    MAX_RESERVED:
+                # One entry per reserved address: bounded, so one call cannot stall
+                # the loop or take the memory (a pool may span 2**24 addresses).
+                raise RpcError.param(rpc_unix.ERR_PARAM_BAD_VALUE, "num_addrs",
+                                     f"at most {MAX_RESERVED} reserved addresses per pool",
+                                     p.get("num_addrs"))
             if verb == "add_block":
                 self._no_overlap(p["first_addr"], p.get("num_addrs") or 1, pool.name)
             self._pool_call(getattr(pool, verb), p["first_addr"], p.get("num_addrs") or 1)
@@ -2511,11 +2545,17 @@ class Daemon:
             raise RpcError.param(rpc_unix.ERR_PARAM_MISSING, "file",
                                  "no file given and the daemon has no -c file")
         text = self.config_text()
-        tmp = f"{path}.tmp.{os.getpid()}"
+        if os.path.isdir(path):
+            raise RpcError.param(rpc_unix.ERR_PARAM_BAD_VALUE, "file",
+                                 f"{path} is a directory", p.get("file"))
+        # A fresh temporary name, created exclusively and never through a symlink:
+        # whoever can write in the directory cannot point it at another file.
+        tmp = f"{path}.tmp.{os.getpid()}.{self.rng(4).hex()}"
         try:
             data = text.encode("utf-8")
             # 0600: the file holds secrets and passwords.
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL
+                         | getattr(os, "O_NOFOLLOW", 0), 0o600)
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
                 f.flush()
@@ -2978,6 +3018,9 @@ def _read_config(path):
 
 
 CONFIG_MAX = 16 << 20
+MAX_PROFILES = 4096      # of each kind
+MAX_POOLS = 1024
+MAX_RESERVED = 65536     # reserved addresses per pool
 SECRETS_MAX = 16 << 20
 DEFAULT_CONFIG_DIR = "/etc/l2tpd"
 # Where a PPP profile's secrets_file may come from, beside the config directory.

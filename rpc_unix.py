@@ -591,6 +591,7 @@ _FALSE = ("no", "off", "false", "0")
 # given, else this range (the widest field the protocol and OpenL2TP use: 32 bits).
 INT_MIN_DEFAULT = 0
 INT_MAX_DEFAULT = 0xFFFFFFFF
+STR_MAX = 1024   # characters in a "str" parameter unless its spec says max_len
 # Significant digits read from a numeric string (2**64 has 20 decimal, 16 hex digits):
 # a longer one is out of every range without being converted, so a hex value of
 # thousands of digits costs nothing and CPython's int-string limit (ValueError past 4,300
@@ -687,6 +688,10 @@ def coerce_value(name, value, spec):
     if kind == "str":
         if not isinstance(value, str):
             raise bad("a string")
+        limit = spec.get("max_len", STR_MAX)
+        if len(value) > limit:
+            raise RpcError.param(ERR_PARAM_BAD_VALUE, name,
+                                 f"longer than {limit} characters")
         return value
     if kind == "ipaddr":
         if not isinstance(value, str) or not _is_ipv4(value.strip()):

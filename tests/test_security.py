@@ -145,14 +145,17 @@ def test_a_second_daemon_on_the_same_address_and_port_refuses_to_start(daemon, t
     assert daemon.call("system.get")["udp_port"] == daemon.port   # the first one lives on
 
 
-def test_a_failed_save_leaves_the_previous_file_whole(daemon):
+def test_a_save_replaces_the_file_never_rewrites_it_in_place(daemon):
     d = daemon
     d.call("config.save", {"file": "keep.conf"})
     before = (d.confdir / "keep.conf").read_bytes()
-    # The daemon writes a temporary file beside the target, then renames it: make
-    # that temporary name impossible to create (a directory) and the save fails.
-    (d.confdir / f"keep.conf.tmp.{d.proc.pid}").mkdir()
+    # A second name for the old file: a save that truncated and rewrote keep.conf in
+    # place (so a crash or a full disk could leave it half written) would change it.
+    os.link(d.confdir / "keep.conf", d.confdir / "old.conf")
     d.call("tunnel_profile.modify", {"profile_name": "default", "hello_timeout": 33})
-    e = _error(d, "config.save", {"file": "keep.conf"})
-    assert e.code == rpc_unix.ERR_CONFIG_FILE and e.data["param"] == "file"
-    assert (d.confdir / "keep.conf").read_bytes() == before
+    d.call("config.save", {"file": "keep.conf"})
+    assert (d.confdir / "old.conf").read_bytes() == before
+    assert b"hello_timeout=33" in (d.confdir / "keep.conf").read_bytes()
+    assert sorted(x.name for x in d.confdir.iterdir()) == ["keep.conf", "old.conf"]
+    e = _error(d, "config.save", {"file": "."})             # the directory itself
+    assert e.data["param"] == "file"

@@ -360,9 +360,9 @@ def _outside(kind, caps_name, value, caps):
     return None
 
 
-_PROXY_KEYS = ("proxy_authen_type", "proxy_authen_name", "proxy_authen_challenge",
-               "proxy_authen_id", "proxy_authen_response", "initial_received_lcp_confreq",
-               "last_sent_lcp_confreq", "last_received_lcp_confreq")
+PROXY_KEYS = ("proxy_authen_type", "proxy_authen_name", "proxy_authen_challenge",
+              "proxy_authen_id", "proxy_authen_response", "initial_received_lcp_confreq",
+              "last_sent_lcp_confreq", "last_received_lcp_confreq")
 
 # Ref: RFC2661 section 4.4.5: the AVPs each Proxy Authen Type requires.
 PROXY_NEEDS = {
@@ -374,6 +374,18 @@ PROXY_NEEDS = {
     avp.PROXY_AUTH_MSCHAPV1: ("proxy_authen_name", "proxy_authen_challenge",
                               "proxy_authen_id", "proxy_authen_response"),
 }
+
+
+def check_call(session_type, params):
+    """The checks on a call we place that need no tunnel: its proxy AVPs (see
+    check_proxy), which only an incoming call's ICCN carries (RFC 2661 4.4.5).
+    Raises CallError naming the parameter."""
+    check_proxy(params)
+    if session_type != "laic":
+        for key in PROXY_KEYS:
+            if params.get(key) is not None:
+                raise CallError("proxy LCP and authentication go in the LAC's ICCN: "
+                                "only laic calls carry them", key)
 
 
 def check_proxy(params):
@@ -651,13 +663,7 @@ class Tunnel(_Machine):
             raise avp.LocalError(f"tunnel {self.tunnel_id} is {self.state}")
         params = dict(params or {})
         _check_params(params)
-        check_proxy(params)
-        if session_type != "laic":
-            for key in _PROXY_KEYS:
-                if params.get(key) is not None:
-                    # Ref: RFC2661 section 4.4.5: proxy AVPs travel in ICCN only.
-                    raise CallError("proxy LCP and authentication go in the "
-                                    "LAC's ICCN: only laic calls carry them", key)
+        check_call(session_type, params)
         if self.state == ESTABLISHED:
             self.call_types(session_type, params)  # refused now, not after the fact
         sid = params.pop("session_id", None) or new_id(self.rng, self.sessions)

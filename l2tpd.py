@@ -873,9 +873,7 @@ class Daemon:
         taken = rec.t.state != "idle"
         if not taken:
             self.counters["bad_rcvd_frames"] += 1
-        self.forget_tunnel(rec, now, last_words=taken)
-        if old is not None and self.tunnels.get(old.tid) is old:
-            self.by_peer[old.peer_key] = old.tid   # the key is the old tunnel's again
+        self.forget_tunnel(rec, now, last_words=taken)   # a stale one speaks again
 
     def _half_open_add(self, rec, now):
         """Count a peer's tunnel that waits for its SCCCN. Past max_half_open_tunnels
@@ -1368,7 +1366,7 @@ class Daemon:
         """The proxy LCP and authentication a LAC sent in its ICCN (RFC 2661 4.4.5),
         for our PPP engine to start from (ppp.PPPEngine.open), when the tunnel's
         allow_ppp_proxy is on and we are the LNS; else None (PPP starts afresh)."""
-        proxy = {k: info[k] for k in _PPP_PROXY_KEYS if info.get(k) is not None}
+        proxy = {k: info[k] for k in fsm.PROXY_KEYS if info.get(k) is not None}
         if not proxy or stype not in ("lnic", "lnoc"):
             return None
         if not rec.params.get("allow_ppp_proxy"):
@@ -2017,8 +2015,8 @@ class Daemon:
         _no_ppp_proxy(req)
         call = _call_params(params, stype)
         try:
-            fsm.check_proxy(call)
-            if validate_only:
+            if validate_only:   # a config file's check pass: what needs no tunnel
+                fsm.check_call(stype, call)
                 return None
             params["session_type"] = stype
             s, actions = rec.t.session_open(now, stype, call)
@@ -3126,11 +3124,6 @@ def _sccrq_peek(body):
         pos += length
     return host, ptid, tie
 
-
-# The session-up info keys of RFC 2661 4.4.5's proxy AVPs (ppp.PPPEngine.open's proxy).
-_PPP_PROXY_KEYS = ("proxy_authen_type", "proxy_authen_name", "proxy_authen_challenge",
-                   "proxy_authen_id", "proxy_authen_response", "initial_received_lcp_confreq",
-                   "last_sent_lcp_confreq", "last_received_lcp_confreq")
 
 # fsm's call parameter names -> ours (OpenL2TP's), for errors that name one.
 _CALL_PARAM_NAMES = {"initial_received_lcp_confreq": "initial_rcvd_lcp_confreq",

@@ -424,3 +424,88 @@ def test_bad_addresses_and_overlapping_pools_are_refused_naming_the_parameter(tm
         assert e.code == rpc_unix.ERR_PARAM_CONFLICT and e.data["param"] == "first_addr"
     else:
         raise AssertionError("an overlapping block was added")
+
+
+def test_a_restart_whose_first_new_tunnel_failed_still_clears_the_stale_one(tmp_path):
+    # Review: T1 up; an SCCRQ with its key whose tunnel T2 never completes; then the
+    # real restart T3. T1 must go when T3 is up, and meanwhile send nothing to the
+    # peer's tunnel id (no Hello, no StopCCN): that id names the peer's new tunnel.
+    b = Box(tmp_path)
+    b.rpc("tunnel_profile.modify", profile_name="default", hello_timeout=2)
+    t1 = b.establish(ptid=1)
+    b.ns = b.nr = 0
+    b.send(avp.SCCRQ, [(avp.PROTOCOL_VERSION, (1, 0)), (avp.HOST_NAME, "lac"),
+                       (avp.FRAMING_CAPABILITIES, 3), (avp.ASSIGNED_TUNNEL_ID, 1)])
+    t2 = [x for x in b.take() if x[2] == "SCCRP"][0][3][avp.ASSIGNED_TUNNEL_ID]
+    b.sent = []
+    b.advance(10000)                    # T2 waits in vain; T1 stays quiet
+    assert [x for x in b.take() if x[0] == 1 and x[2] in ("HELLO", "StopCCN")] == []
+    b.d.apply(b.d.tunnels[t2], b.d.tunnels[t2].t.drop(b.now, 2, 4, "test"), b.now)
+    assert b.d.tunnels[t1].t.state == "established"
+    t3 = b.establish(ptid=1)            # the real restart
+    assert list(b.d.tunnels) == [t3] and b.d.counters["peer_restarts"] == 1
+
+
+def test_list_names_only(tmp_path):
+    b = Box(tmp_path)
+    tid = b.establish()
+    b.icrq(tid, 5)
+    assert b.rpc("tunnel.list", names=True) == [{"tunnel_id": tid, "tunnel_name": None}]
+    rows = b.rpc("session.list", names=True)
+    assert len(rows) == 1 and set(rows[0]) == {"tunnel_id", "session_id", "session_name"}
+
+
+def test_configuration_is_bounded(tmp_path):
+    b = Box(tmp_path)
+    for i in range(4095):               # with "default": 4096 tunnel profiles
+        b.rpc("tunnel_profile.create", profile_name=f"p{i}")
+    for call, params, name in (
+            ("tunnel_profile.create", {"profile_name": "one-too-many"}, "profile_name"),
+            ("tunnel_profile.modify", {"profile_name": "default", "host_name": "h" * 1025},
+             "host_name")):
+        try:
+            b.rpc(call, **params)
+        except rpc_unix.RpcError as e:
+            assert e.data["param"] == name, e.to_dict()
+        else:
+            raise AssertionError(f"{call} accepted")
+    b.rpc("ippool.create", pool_name="big", first_addr="10.0.0.0", num_addrs=1 << 20)
+    try:
+        b.rpc("ippool.reserve", pool_name="big", first_addr="10.0.0.0", num_addrs=65537)
+    except rpc_unix.RpcError as e:
+        assert e.data["param"] == "num_addrs"
+    else:
+        raise AssertionError("65537 reserved addresses accepted")
+    b.rpc("ippool.reserve", pool_name="big", first_addr="10.0.0.0", num_addrs=65536)
+
+
+def test_a_chap_proxy_response_is_sixteen_octets(tmp_path):
+    # RFC 1994 4.1: the MD5 Response Value is 16 octets.
+    b = Box(tmp_path)
+    tid = b.establish()
+    try:
+        b.rpc("session.create", tunnel_id=tid, session_type="laic", proxy_auth_type="chap",
+              proxy_auth_name="a", proxy_auth_id=1, proxy_auth_challenge="01",
+              proxy_auth_response="")
+    except rpc_unix.RpcError as e:
+        assert e.data["param"] == "proxy_auth_response"
+    else:
+        raise AssertionError("an empty CHAP response accepted")
+
+
+def test_config_save_never_writes_through_a_planted_symlink(tmp_path):
+    # Review: whoever can write in the configuration directory planted a symlink
+    # under the temporary name and had root overwrite the file it points at.
+    import os
+    b = Box(tmp_path)
+    b.d.config_dir = str(tmp_path)
+    b.d.rng = lambda n: bytes(range(1, n + 1))          # a temporary name we can guess
+    victim = tmp_path / "victim"
+    victim.write_text("root only\n")
+    os.symlink(victim, tmp_path / f"x.conf.tmp.{os.getpid()}.01020304")
+    try:
+        b.rpc("config.save", file="x.conf")
+    except rpc_unix.RpcError as e:
+        assert e.data["param"] == "file"
+    assert victim.read_text() == "root only\n"
+    assert not (tmp_path / "x.conf").is_symlink()
